@@ -1,0 +1,180 @@
+"""The one small protocol every model backend speaks.
+
+A backend turns a normalized `ChatRequest` into an async stream of events:
+`TextDelta`s, whole `ToolCall`s, one `Usage` (the upstream's own figures) and
+one `Stop`. JSON, SSE, WebSocket and the compatible endpoints are renderings of
+this one stream; a non-streaming answer is the same stream collected.
+
+Backends raise only `inference.errors.UpstreamFailure` subclasses (or
+`ModelNotAvailable` / `InvalidRequest` for a model or request the upstream
+refuses): `ConnectionFailed` and retryable `UpstreamError`s are retried by the
+caller, but only before the first event has been passed on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import weakref
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal
+
+Role = Literal["user", "assistant", "tool"]
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCall:
+    id: str
+    name: str
+    arguments: dict[str, Any]
+
+    @property
+    def arguments_json(self) -> str:
+        return json.dumps(self.arguments, separators=(",", ":"))
+
+
+@dataclass(frozen=True, slots=True)
+class Tool:
+    name: str
+    description: str = ""
+    parameters: dict[str, Any] = field(default_factory=lambda: {"type": "object", "properties": {}})
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """One turn. `tool` turns carry a tool's result for `tool_call_id`."""
+
+    role: Role
+    content: str = ""
+    tool_calls: tuple[ToolCall, ...] = ()
+    tool_call_id: str | None = None
+    tool_name: str | None = None
+    is_error: bool = False
+
+
+@dataclass(slots=True)
+class ChatRequest:
+    model: str
+    messages: list[Message]
+    system: str | None = None
+    max_tokens: int = 1024
+    temperature: float | None = None
+    top_p: float | None = None
+    stop: list[str] = field(default_factory=list)
+    tools: list[Tool] = field(default_factory=list)
+    # "auto", "none", "any" (some tool must be called) or a tool's name.
+    tool_choice: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TextDelta:
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCallEvent:
+    call: ToolCall
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cache_write_tokens: int = 0
+    cache_read_tokens: int = 0
+    # True when the upstream gave no counts and these were estimated.
+    estimated: bool = False
+
+    @property
+    def total_tokens(self) -> int:
+        return (
+            self.prompt_tokens
+            + self.completion_tokens
+            + self.cache_write_tokens
+            + self.cache_read_tokens
+        )
+
+
+# Normalized stop reasons (Anthropic's names, which the others map onto).
+StopReason = Literal["end_turn", "max_tokens", "stop_sequence", "tool_use", "refusal", "error"]
+
+
+@dataclass(frozen=True, slots=True)
+class Stop:
+    reason: str
+    stop_sequence: str | None = None
+
+
+Event = TextDelta | ToolCallEvent | Usage | Stop
+
+
+@dataclass(frozen=True, slots=True)
+class ModelInfo:
+    id: str
+    backend: str
+    available: bool = True
+    display_name: str = ""
+
+
+class Backend:
+    """Base class of backends. Subclasses set `name` and implement `stream`."""
+
+    name: ClassVar[str] = ""
+    # The model used when a request names none and this is the default backend.
+    default_model: str = ""
+
+    async def stream(self, request: ChatRequest) -> AsyncIterator[Event]:
+        """Yield the events of one answer. Must be an async generator: closing it
+        (`aclose()`) closes the upstream request at once."""
+        raise NotImplementedError
+        yield  # pragma: no cover
+
+    async def list_models(self) -> list[ModelInfo]:
+        raise NotImplementedError
+
+    async def serves(self, model: str) -> bool:
+        """Whether this backend offers `model` (used by routing)."""
+        return any(info.id == model for info in await self.list_models())
+
+    async def health(self) -> bool:
+        """Whether the upstream answers right now (for /healthz)."""
+        raise NotImplementedError
+
+    async def aclose(self) -> None:
+        """Release pooled clients (tests and shutdown)."""
+
+
+class PerLoopClient:
+    """One pooled upstream client per event loop, created lazily.
+
+    SDK clients hold an httpx pool bound to the loop they were first used on;
+    sharing one across loops breaks, creating one per request wastes a TCP (and
+    TLS) handshake each time. Keyed weakly, so a closed loop's client goes too.
+    """
+
+    def __init__(self, factory):
+        self._factory = factory
+        self._clients: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+    def get(self):
+        loop = asyncio.get_running_loop()
+        client = self._clients.get(loop)
+        if client is None:
+            client = self._factory()
+            self._clients[loop] = client
+        return client
+
+    async def aclose(self) -> None:
+        loop = asyncio.get_running_loop()
+        client = self._clients.pop(loop, None)
+        if client is not None:
+            close = getattr(client, "close", None) or getattr(client, "aclose", None)
+            if close is not None:
+                result = close()
+                if asyncio.iscoroutine(result):
+                    await result
+
+
+def collect_text(events: list[Event]) -> str:
+    return "".join(e.text for e in events if isinstance(e, TextDelta))

@@ -1,0 +1,2 @@
+async def health_report() -> dict:
+    return {"status": "ok"}
