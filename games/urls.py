@@ -1,2 +1,9 @@
+from django.urls import path
+
+from games import views
+
 app_name = "games"
-urlpatterns: list = []
+
+urlpatterns = [
+    path("", views.game_list, name="list"),
+]

@@ -1,2 +1,9 @@
+from django.urls import path
+
+from usage import views
+
 app_name = "usage"
-urlpatterns: list = []
+
+urlpatterns = [
+    path("", views.dashboard, name="dashboard"),
+]

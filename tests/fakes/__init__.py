@@ -1,0 +1,1 @@
+"""Protocol-faithful fake upstreams (Anthropic, Ollama, OpenAI) on real sockets."""
