@@ -42,6 +42,15 @@ def pytest_collection_modifyitems(config, items):
             )
 
 
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings():
+    """SQLite tests use a file, not memory: async ORM calls run in worker threads
+    and live servers in other processes, and all of them must see one database."""
+    db = settings.DATABASES["default"]
+    if db["ENGINE"].endswith("sqlite3"):
+        db.setdefault("TEST", {})["NAME"] = f"/tmp/vgp-test-{os.getpid()}.sqlite3"
+
+
 @pytest.fixture(autouse=True)
 def _isolated_cache():
     """Each test starts with an empty cache (rate-limit counters live there)."""
