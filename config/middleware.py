@@ -6,6 +6,8 @@ millisecond); these keep the API's hot path on the event loop.
 
 from __future__ import annotations
 
+import warnings
+
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_async
 from django.conf import settings
 from whitenoise.middleware import WhiteNoiseMiddleware
@@ -19,7 +21,10 @@ class StaticFilesMiddleware:
 
     def __init__(self, get_response) -> None:
         self.get_response = get_response
-        self.whitenoise = WhiteNoiseMiddleware(get_response)
+        with warnings.catch_warnings():
+            # Before `collectstatic` there is no STATIC_ROOT; the finders serve.
+            warnings.filterwarnings("ignore", message="No directory at")
+            self.whitenoise = WhiteNoiseMiddleware(get_response)
         self.prefix = settings.STATIC_URL
         if iscoroutinefunction(get_response):
             markcoroutinefunction(self)

@@ -218,14 +218,20 @@ GAME_TOKEN_LIFETIME_S = env_int("GAME_TOKEN_LIFETIME_S", 3600, minimum=60)
 
 ANTHROPIC_API_KEY = env_str("ANTHROPIC_API_KEY")
 ANTHROPIC_BASE_URL = env_url("ANTHROPIC_BASE_URL", None, schemes=("http", "https"))
+# Unset: the backend's own choice, the current Sonnet.
+ANTHROPIC_DEFAULT_MODEL = env_str("ANTHROPIC_DEFAULT_MODEL")
 _ollama_env = env_str("OLLAMA_URL")
 OLLAMA_URLS = [url.rstrip("/") for url in env_list("OLLAMA_URL", ["http://localhost:11434"])]
 for _url in OLLAMA_URLS:
     if not _url.startswith(("http://", "https://")):
         raise ImproperlyConfigured(f"OLLAMA_URL: expected http(s):// URLs, got {_url!r}")
 OLLAMA_URL_CONFIGURED = _ollama_env is not None
+# Empty: the first model the Ollama hosts list.
+OLLAMA_DEFAULT_MODEL = env_str("OLLAMA_DEFAULT_MODEL", "")
 OPENAI_API_KEY = env_str("OPENAI_API_KEY")
 OPENAI_BASE_URL = env_url("OPENAI_BASE_URL", None, schemes=("http", "https"))
+# Unset: the first model the server lists.
+OPENAI_DEFAULT_MODEL = env_str("OPENAI_DEFAULT_MODEL")
 INFERENCE_DEFAULT_BACKEND = env_choice(
     "INFERENCE_DEFAULT_BACKEND", ("anthropic", "ollama", "openai", "demo"), None
 )
@@ -240,6 +246,8 @@ INFERENCE_DEFAULT_MAX_TOKENS = env_int("INFERENCE_DEFAULT_MAX_TOKENS", 1024, min
 INFERENCE_MAX_BODY_BYTES = env_int("INFERENCE_MAX_BODY_BYTES", 1_048_576, minimum=1024)
 INFERENCE_MAX_MESSAGES = env_int("INFERENCE_MAX_MESSAGES", 500, minimum=1)
 INFERENCE_MAX_CHARS = env_int("INFERENCE_MAX_CHARS", 400_000, minimum=100)
+WS_MAX_IN_FLIGHT = env_int("WS_MAX_IN_FLIGHT", 8, minimum=1)
+WS_MAX_MESSAGE_BYTES = env_int("WS_MAX_MESSAGE_BYTES", 1_048_576, minimum=1024)
 OLLAMA_COOLDOWN_S = env_float("OLLAMA_COOLDOWN_S", 30.0)
 OLLAMA_MODELS_CACHE_S = env_float("OLLAMA_MODELS_CACHE_S", 30.0)
 DATA_UPLOAD_MAX_MEMORY_SIZE = max(INFERENCE_MAX_BODY_BYTES, 2_621_440)

@@ -1,5 +1,205 @@
+"""The WebSocket protocol of /ws/inference/ (see DESIGN.md, "WebSocket").
+
+One socket carries many requests, told apart by `id`. The consumer only parses
+messages, calls the gateway, and sends what the run yields; limits, quotas and
+usage records are the gateway's, exactly as for HTTP.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from typing import Any
+
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from django.conf import settings
+from pydantic import ValidationError
+
+from accounts.auth import Principal, authenticate_scope, websocket_subprotocol
+from inference.backends.base import TextDelta
+from inference.errors import ApiError, InvalidRequest, PayloadTooLarge, RateLimitExceeded
+from inference.rendering import stream_end_message
+from inference.schemas import ChatIn, normalize_chat
+from inference.services import chat_start
+
+logger = logging.getLogger(__name__)
+
+CLOSE_UNAUTHORIZED = 4401
+MAX_ID_LENGTH = 200
+
+
+def _validation_message(exc: ValidationError) -> str:
+    problems = []
+    for error in exc.errors():
+        field = ".".join(str(part) for part in error.get("loc", ()))
+        problems.append(f"request.{field}: {error.get('msg', 'invalid value')}")
+    return "; ".join(problems[:5])
 
 
 class InferenceConsumer(AsyncJsonWebsocketConsumer):
-    pass
+    principal: Principal | None = None
+
+    async def connect(self) -> None:
+        self.tasks: dict[str, asyncio.Task] = {}
+        try:
+            self.principal = await authenticate_scope(self.scope)
+        except ApiError:
+            # Close before accepting: browsers see a failed handshake; other
+            # clients get the 4401 close code.
+            await self.close(code=CLOSE_UNAUTHORIZED)
+            return
+        await self.accept(subprotocol=websocket_subprotocol(self.scope))
+
+    async def disconnect(self, code: int) -> None:
+        tasks = list(getattr(self, "tasks", {}).values())
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            # Each cancelled run settles its usage before it ends.
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    # --- incoming ------------------------------------------------------------------
+
+    async def receive(self, text_data=None, bytes_data=None, **kwargs) -> None:
+        if text_data is None:
+            await self.send_error(None, InvalidRequest("Send JSON text frames, not binary."))
+            return
+        if len(text_data) > settings.WS_MAX_MESSAGE_BYTES:
+            await self.send_error(
+                None,
+                PayloadTooLarge(f"A message may be at most {settings.WS_MAX_MESSAGE_BYTES} bytes."),
+            )
+            return
+        try:
+            content = json.loads(text_data)
+        except ValueError:
+            await self.send_error(None, InvalidRequest("The message is not valid JSON."))
+            return
+        await self.receive_json(content)
+
+    async def receive_json(self, content: Any, **kwargs) -> None:
+        if not isinstance(content, dict):
+            await self.send_error(None, InvalidRequest("A message must be a JSON object."))
+            return
+        kind = content.get("type")
+        if kind == "ping":
+            await self.send_json({"type": "pong"})
+        elif kind == "inference":
+            await self.start_inference(content)
+        elif kind == "cancel":
+            await self.cancel(content.get("id"))
+        else:
+            await self.send_error(
+                content.get("id") if isinstance(content.get("id"), str) else None,
+                InvalidRequest("type: expected one of inference, cancel, ping."),
+            )
+
+    def _request_id(self, content: dict) -> str | None:
+        request_id = content.get("id")
+        if isinstance(request_id, int) and not isinstance(request_id, bool):
+            request_id = str(request_id)
+        if not isinstance(request_id, str) or not request_id or len(request_id) > MAX_ID_LENGTH:
+            return None
+        return request_id
+
+    async def start_inference(self, content: dict) -> None:
+        request_id = self._request_id(content)
+        if request_id is None:
+            await self.send_error(None, InvalidRequest("id: a non-empty string is required."))
+            return
+        if request_id in self.tasks:
+            await self.send_error(
+                request_id, InvalidRequest("id: a request with this id is running.")
+            )
+            return
+        if len(self.tasks) >= settings.WS_MAX_IN_FLIGHT:
+            await self.send_error(
+                request_id,
+                RateLimitExceeded(
+                    f"At most {settings.WS_MAX_IN_FLIGHT} requests may run at once on a socket."
+                ),
+            )
+            return
+        try:
+            body = ChatIn.model_validate(content.get("request"))
+            chat_request = normalize_chat(body)
+        except ValidationError as exc:
+            await self.send_error(request_id, InvalidRequest(_validation_message(exc)))
+            return
+        except ApiError as error:
+            await self.send_error(request_id, error)
+            return
+        task = asyncio.create_task(self.run_inference(request_id, body, chat_request))
+        self.tasks[request_id] = task
+        task.add_done_callback(lambda _: self.tasks.pop(request_id, None))
+
+    async def cancel(self, request_id: Any) -> None:
+        task = self.tasks.get(str(request_id)) if request_id is not None else None
+        if task is None:
+            await self.send_error(
+                request_id if isinstance(request_id, str) else None,
+                InvalidRequest("id: no request with this id is running."),
+            )
+            return
+        task.cancel()
+
+    # --- one request ---------------------------------------------------------------
+
+    async def run_inference(self, request_id: str, body: ChatIn, chat_request) -> None:
+        assert self.principal is not None
+        run = None
+        try:
+            if body.conversation is not None:
+                from games.realtime import conversation_stream
+
+                await conversation_stream(
+                    consumer=self, request_id=request_id, body=body, chat_request=chat_request
+                )
+                return
+            run = await chat_start(principal=self.principal, request=chat_request)
+            async for event in run.events():
+                if isinstance(event, TextDelta) and event.text:
+                    await self.send_json(
+                        {"type": "stream_chunk", "id": request_id, "content": event.text}
+                    )
+            await self.send_json({**stream_end_message(run.result), "id": request_id})
+        except ApiError as error:
+            await self.send_error(request_id, error)
+        except asyncio.CancelledError:
+            if run is not None:
+                await self.send_cancelled(request_id, run)
+            raise
+        except Exception:
+            logger.exception("websocket request %s failed", request_id)
+            await self.send_error(request_id, InvalidRequest("The request could not be handled."))
+        await self.send_token_usage()
+
+    async def send_cancelled(self, request_id: str, run) -> None:
+        try:
+            message = {**stream_end_message(run.result), "id": request_id}
+            message["finish_reason"] = "cancelled"
+            await self.send_json(message)
+            await self.send_token_usage()
+        except Exception:  # the socket may be gone already
+            pass
+
+    async def send_token_usage(self) -> None:
+        from usage.selectors import ausage_summary
+
+        assert self.principal is not None
+        try:
+            summary = await ausage_summary(user=self.principal.user)
+            await self.send_json({"type": "token_usage", "usage": summary})
+        except Exception:
+            logger.debug("sending token_usage failed", exc_info=True)
+
+    async def send_error(self, request_id: str | None, error: ApiError) -> None:
+        message: dict[str, Any] = {"type": "error", **error.to_dict()}
+        if request_id is not None:
+            message["id"] = request_id
+        await self.send_json(message)
+
+    @classmethod
+    async def encode_json(cls, content) -> str:
+        return json.dumps(content, separators=(",", ":"), default=str)
