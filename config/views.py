@@ -54,4 +54,6 @@ async def healthz(request: HttpRequest) -> HttpResponse:
     from inference.health import health_report
 
     report = await health_report()
-    return JsonResponse(report, status=200 if report["status"] == "ok" else 503)
+    response = JsonResponse(report, status=503 if report["status"] == "error" else 200)
+    response["Cache-Control"] = "no-store"
+    return response
