@@ -2,11 +2,15 @@ from __future__ import annotations
 
 import os
 import socket
+from types import SimpleNamespace
 
 import pytest
 from django.conf import settings
 
 from tests.factories import ApiTokenFactory, UserFactory
+from tests.fakes.anthropic import _anthropic_server, anthropic_upstream  # noqa: F401
+from tests.fakes.ollama import ollama_server, ollama_server_b, ollama_upstream, ollama_upstream_b  # noqa: F401
+from tests.fakes.openai import _openai_server, openai_upstream  # noqa: F401
 
 PASSWORD = "correct horse battery"
 CHROMIUM = "/usr/bin/chromium"
@@ -90,3 +94,63 @@ def owner_token(owner):
 def owner_client(client, owner):
     client.force_login(owner)
     return client
+
+
+@pytest.fixture(autouse=True)
+def _fast_platform(settings):
+    """Tests don't wait: the demo model streams at full speed, retries back off
+    for milliseconds, and the per-minute rate is out of the way unless a test
+    sets it."""
+    settings.INFERENCE_DEMO_TOKENS_PER_S = 0
+    settings.INFERENCE_RETRY_BASE_S = 0.01
+    settings.RATE_LIMIT_PER_MINUTE = 10_000
+
+
+def upstream_env(*, anthropic, openai, ollama) -> dict[str, str]:
+    """Environment for a platform process whose backends are the fakes."""
+    return {
+        "ANTHROPIC_API_KEY": "sk-ant-platform-key",
+        "ANTHROPIC_BASE_URL": anthropic.url,
+        "OPENAI_API_KEY": "sk-platform-key",
+        "OPENAI_BASE_URL": openai.url + "/v1",
+        "OLLAMA_URL": ollama.url,
+        "INFERENCE_DEMO_TOKENS_PER_S": "0",
+        "INFERENCE_RETRY_BASE_S": "0.01",
+        "RATE_LIMIT_PER_MINUTE": "10000",
+        "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost,testserver",
+    }
+
+
+@pytest.fixture
+def upstreams(settings, anthropic_upstream, openai_upstream, ollama_upstream):
+    """Point this process's backends at the fake upstreams."""
+    settings.ANTHROPIC_API_KEY = "sk-ant-platform-key"
+    settings.ANTHROPIC_BASE_URL = anthropic_upstream.url
+    settings.OPENAI_API_KEY = "sk-platform-key"
+    settings.OPENAI_BASE_URL = openai_upstream.url + "/v1"
+    settings.OLLAMA_URLS = [ollama_upstream.url]
+    settings.OLLAMA_URL_CONFIGURED = True
+    return SimpleNamespace(
+        anthropic=anthropic_upstream, openai=openai_upstream, ollama=ollama_upstream
+    )
+
+
+@pytest.fixture(scope="session")
+def platform_server(
+    django_db_setup, django_db_blocker, _anthropic_server, _openai_server, ollama_server
+):
+    """The platform under Daphne in its own process, its backends on the fakes."""
+    from tests.live import LiveServer
+
+    with django_db_blocker.unblock():
+        server = LiveServer(
+            upstream_env(anthropic=_anthropic_server, openai=_openai_server, ollama=ollama_server)
+        ).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def live(platform_server, transactional_db, anthropic_upstream, openai_upstream, ollama_upstream):
+    """The running platform, with fresh fakes and committed test data."""
+    return platform_server
