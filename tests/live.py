@@ -54,7 +54,7 @@ class LiveServer:
 
     def start(self) -> LiveServer:
         env = {**os.environ, **self.env}
-        env.setdefault("DATABASE_URL", test_database_url())
+        env["DATABASE_URL"] = test_database_url()
         env["DJANGO_SETTINGS_MODULE"] = "config.settings"
         log = self.log_path.open("w")
         self.process = subprocess.Popen(
