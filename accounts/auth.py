@@ -60,7 +60,9 @@ def token_from_headers(headers) -> str | None:
 async def principal_for_token(secret: str) -> Principal:
     """The principal a token secret stands for; raises when it is not usable."""
     digest = hash_token(secret)
-    token = await ApiToken.objects.select_related("owner").filter(token_hash=digest).afirst()
+    token = (
+        await ApiToken.objects.select_related("owner", "game").filter(token_hash=digest).afirst()
+    )
     if token is None or not hmac.compare_digest(token.token_hash, digest):
         raise Unauthorized("Invalid API token.")
     if token.revoked_at is not None:

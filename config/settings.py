@@ -139,8 +139,17 @@ if _db["ENGINE"] == "django.db.backends.sqlite3":
         ),
     }
 else:
-    _db["CONN_MAX_AGE"] = env_int("DATABASE_CONN_MAX_AGE", 600)
-    _db["CONN_HEALTH_CHECKS"] = True
+    # Under ASGI every request runs its queries in a thread of its own, so
+    # Django's per-thread persistent connections (CONN_MAX_AGE) would open one
+    # per request and leak it; psycopg's pool keeps connections across requests.
+    _db["CONN_MAX_AGE"] = 0
+    _db["OPTIONS"] = {
+        "pool": {
+            "min_size": env_int("DATABASE_POOL_MIN_SIZE", 2),
+            "max_size": env_int("DATABASE_POOL_MAX_SIZE", 20, minimum=1),
+            "timeout": env_float("DATABASE_POOL_TIMEOUT_S", 10.0, minimum=0.1),
+        }
+    }
 DATABASES = {"default": _db}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

@@ -17,7 +17,8 @@ from django.db import connection
 
 from inference.backends import enabled_backends, get_backend
 
-BACKEND_TIMEOUT_S = 2.0
+# Generous: a worker builds each SDK client (and its TLS context) on first use.
+BACKEND_TIMEOUT_S = 5.0
 BACKEND_CACHE_S = 10.0
 
 _backend_cache: tuple[float, dict[str, bool]] | None = None

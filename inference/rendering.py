@@ -8,6 +8,7 @@ The SSE stream carries the same objects as the WebSocket protocol, without
 from __future__ import annotations
 
 import json
+from contextlib import aclosing
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -86,9 +87,12 @@ def sse(data: dict[str, Any]) -> bytes:
 
 async def sse_events(run: ChatRun, on_result: OnResult = None) -> AsyncIterator[bytes]:
     try:
-        async for event in run.events():
-            if isinstance(event, TextDelta) and event.text:
-                yield sse({"type": "stream_chunk", "content": event.text})
+        # aclosing: a caller who leaves mid-stream closes the upstream at once,
+        # not whenever the garbage collector gets to the generator.
+        async with aclosing(run.events()) as events:
+            async for event in events:
+                if isinstance(event, TextDelta) and event.text:
+                    yield sse({"type": "stream_chunk", "content": event.text})
     except ApiError as error:
         yield sse(error_frame(error))
         return
@@ -98,6 +102,7 @@ async def sse_events(run: ChatRun, on_result: OnResult = None) -> AsyncIterator[
 
 
 def sse_response(run: ChatRun, on_result: OnResult = None) -> StreamingHttpResponse:
+    run.settle_unless_consumed()
     response = StreamingHttpResponse(sse_events(run, on_result), content_type="text/event-stream")
     response["Cache-Control"] = "no-cache"
     response["X-Accel-Buffering"] = "no"  # nginx: pass each event on at once
@@ -111,8 +116,9 @@ async def chat_http_response(
     if stream:
         return sse_response(run, on_result)
     try:
-        async for _ in run.events():
-            pass
+        async with aclosing(run.events()) as events:
+            async for _ in events:
+                pass
     except ApiError as error:
         return error_response(error)
     if on_result is not None:

@@ -51,6 +51,8 @@ logger = logging.getLogger(__name__)
 
 # Settlement must outlive a cancelled request task; these keep the tasks alive.
 _settling: set[asyncio.Task] = set()
+# How long a streamed answer may wait for its first read before it is given up.
+STREAM_START_GRACE_S = 30.0
 
 
 @dataclass(slots=True)
@@ -306,6 +308,22 @@ class ChatRun:
         elif isinstance(event, Stop):
             self.result.stop_reason = event.reason
             self.result.stop_sequence = event.stop_sequence
+
+    def settle_unless_consumed(self, after: float = STREAM_START_GRACE_S) -> None:
+        """Settle the run if nobody starts reading its events in time.
+
+        A caller that leaves between the response head and the first body read
+        never starts the event generator, so its `finally` never runs; this
+        makes sure the upstream is closed and the usage recorded all the same.
+        """
+
+        def check() -> None:
+            if not self._iterating and not self._settled:
+                task = asyncio.ensure_future(self.aclose())
+                _settling.add(task)
+                task.add_done_callback(_settling.discard)
+
+        asyncio.get_running_loop().call_later(after, check)
 
     async def aclose(self) -> None:
         """Give up on a run whose events were never consumed (the caller left)."""

@@ -152,3 +152,14 @@ async def test_it_lists_models_with_the_default(async_client, owner):
     assert data["default_model"] in ids
     demo = next(m for m in data["models"] if m["id"] == "demo")
     assert demo["pricing"] == {"input_per_mtok": 0.0, "output_per_mtok": 0.0}
+
+
+async def test_it_attributes_usage_to_the_game_of_a_scoped_token(async_client, owner):
+    from games.models import Game
+
+    game = await sync_to_async(Game.objects.create)(slug="scoped", title="Scoped")
+    token = await make_token(owner, game=game)
+    response = await post_chat(async_client, token, {"messages": user_says("hello")})
+    assert response.status_code == 200
+    [record] = await records(user=owner)
+    assert record.game_id == game.pk
