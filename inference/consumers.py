@@ -21,7 +21,7 @@ from inference.backends.base import TextDelta
 from inference.errors import ApiError, InvalidRequest, PayloadTooLarge, RateLimitExceeded
 from inference.rendering import stream_end_message
 from inference.schemas import ChatIn, normalize_chat
-from inference.services import chat_start
+from inference.services import ChatResult, chat_start
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +52,9 @@ class InferenceConsumer(AsyncJsonWebsocketConsumer):
         await self.accept(subprotocol=websocket_subprotocol(self.scope))
 
     async def disconnect(self, code: int) -> None:
+        from games.realtime import rooms_leave_all
+
+        await rooms_leave_all(consumer=self)
         tasks = list(getattr(self, "tasks", {}).values())
         for task in tasks:
             task.cancel()
@@ -89,11 +92,21 @@ class InferenceConsumer(AsyncJsonWebsocketConsumer):
             await self.start_inference(content)
         elif kind == "cancel":
             await self.cancel(content.get("id"))
+        elif kind in ("join", "leave"):
+            from games.realtime import room_join, room_leave
+
+            await (room_join if kind == "join" else room_leave)(consumer=self, content=content)
         else:
             await self.send_error(
                 content.get("id") if isinstance(content.get("id"), str) else None,
-                InvalidRequest("type: expected one of inference, cancel, ping."),
+                InvalidRequest("type: expected one of inference, cancel, ping, join, leave."),
             )
+
+    async def room_message(self, event: dict) -> None:
+        """A turn in a room this socket joined (games.realtime), unless it is this
+        socket's own turn: that one it has already had, with its request id."""
+        if event.get("sender") != self.channel_name:
+            await self.send_json(event["message"])
 
     def _request_id(self, content: dict) -> str | None:
         request_id = content.get("id")
@@ -167,8 +180,7 @@ class InferenceConsumer(AsyncJsonWebsocketConsumer):
         except ApiError as error:
             await self.send_error(request_id, error)
         except asyncio.CancelledError:
-            if run is not None:
-                await self.send_cancelled(request_id, run)
+            await self.send_cancelled(request_id, run)
             raise
         except Exception:
             logger.exception("websocket request %s failed", request_id)
@@ -176,8 +188,17 @@ class InferenceConsumer(AsyncJsonWebsocketConsumer):
         await self.send_token_usage()
 
     async def send_cancelled(self, request_id: str, run) -> None:
+        """A cancelled request ends with `stream_end`, finish reason `cancelled`,
+        and what was counted (nothing, if it had not reached a backend yet)."""
         try:
-            message = {**stream_end_message(run.result), "id": request_id}
+            if run is not None:
+                message = {**stream_end_message(run.result), "id": request_id}
+            else:
+                message = {
+                    "type": "stream_end",
+                    "id": request_id,
+                    "usage": ChatResult(id="", model="", backend="").usage_dict(),
+                }
             message["finish_reason"] = "cancelled"
             await self.send_json(message)
             await self.send_token_usage()

@@ -129,12 +129,21 @@ async def chat_start(
     route = await resolve_model(request.model or None)
     request = replace(request, model=route.model)
     requested = request.max_tokens
-    reservation = await usage_services.aquota_reserve(
-        user=user,
-        game=game,
-        prompt_estimate=usage_services.estimate_prompt_tokens(request),
-        max_tokens=requested,
+    reserving = asyncio.ensure_future(
+        usage_services.aquota_reserve(
+            user=user,
+            game=game,
+            prompt_estimate=usage_services.estimate_prompt_tokens(request),
+            max_tokens=requested,
+        )
     )
+    try:
+        reservation = await asyncio.shield(reserving)
+    except asyncio.CancelledError:
+        # The caller left while the reservation was being written: free it
+        # once it exists rather than letting it hold tokens until it expires.
+        reserving.add_done_callback(_release_abandoned)
+        raise
     request = replace(request, max_tokens=reservation.max_tokens)
     run = ChatRun(
         principal=principal,
@@ -395,6 +404,14 @@ class ChatRun:
             raise
         except Exception:
             logger.exception("settling usage of %s failed", self.id)
+
+
+def _release_abandoned(reserving: asyncio.Future) -> None:
+    if reserving.cancelled() or reserving.exception() is not None:
+        return
+    task = asyncio.ensure_future(usage_services.aquota_release(reservation=reserving.result()))
+    _settling.add(task)
+    task.add_done_callback(_settling.discard)
 
 
 def _estimate_tokens(texts: list[str]) -> int:
