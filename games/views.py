@@ -225,6 +225,9 @@ def _serve(request: HttpRequest, game: Game, path: str, *, max_age: int) -> Http
     response["X-Content-Type-Options"] = "nosniff"
     # The game's own documents should not tell other sites where the player was.
     response["Referrer-Policy"] = "no-referrer"
+    # Everything else on the site refuses to be framed (X_FRAME_OPTIONS=DENY);
+    # a game's files exist to be framed by its play page on this origin.
+    response["X-Frame-Options"] = "SAMEORIGIN"
     return response
 
 
