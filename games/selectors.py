@@ -86,11 +86,17 @@ def conversation_get_for_user(*, user: User, conversation_id) -> Conversation:
     Raises Conversation.DoesNotExist otherwise (a malformed id too), which the
     caller reports as a 404: another user's conversation does not exist.
     """
-    return _conversations_for(user).select_related("game").get(pk=_as_uuid(conversation_id))
+    return (
+        _conversations_for(user).select_related("game", "owner").get(pk=_as_uuid(conversation_id))
+    )
 
 
 async def aconversation_get_for_user(*, user: User, conversation_id) -> Conversation:
-    return await _conversations_for(user).select_related("game").aget(pk=_as_uuid(conversation_id))
+    return (
+        await _conversations_for(user)
+        .select_related("game", "owner")
+        .aget(pk=_as_uuid(conversation_id))
+    )
 
 
 def conversation_history(*, conversation: Conversation, limit: int) -> list[ConversationMessage]:
@@ -113,3 +119,35 @@ async def aconversation_history(
     ]
     latest.reverse()
     return latest
+
+
+async def aconversation_messages(*, conversation: Conversation) -> list[ConversationMessage]:
+    """Every message of the conversation, oldest first, with its author."""
+    return [message async for message in conversation.messages.select_related("author")]
+
+
+async def aconversation_players(*, conversation: Conversation) -> list[str]:
+    """The usernames of the players invited to the conversation."""
+    return [
+        username
+        async for username in conversation.players.order_by("username").values_list(
+            "username", flat=True
+        )
+    ]
+
+
+def conversation_invitee_get(*, conversation: Conversation, username: str) -> User:
+    """The active user `username` if they may play the conversation's game.
+
+    Raises User.DoesNotExist otherwise: a player who cannot see the game cannot
+    be invited into one of its rooms.
+    """
+    user = User.objects.get(username=username, is_active=True)
+    visible = games_visible_to(user=user)
+    if conversation.game_id is not None and not visible.filter(pk=conversation.game_id).exists():
+        raise User.DoesNotExist("This player cannot see the game.")
+    return user
+
+
+async def agame_get(*, pk: int) -> Game:
+    return await Game.objects.aget(pk=pk)

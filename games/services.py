@@ -173,3 +173,28 @@ def conversation_invite(*, conversation: Conversation, user: User) -> None:
 
 def conversation_delete(*, conversation: Conversation) -> None:
     conversation.delete()
+
+
+def conversation_max_tokens(*, conversation: Conversation, requested: int) -> int:
+    """The completion budget a turn may have under the conversation's token cap.
+
+    Lowers `requested` to what the cap has left; refuses the turn with
+    QUOTA_EXCEEDED (limit "conversation") once the cap is used up, so a
+    conversation never starts a turn past its cap.
+    """
+    from inference.errors import QuotaExceeded
+
+    if conversation.token_cap is None:
+        return requested
+    left = conversation.token_cap - conversation.tokens_used
+    if left < settings.QUOTA_MIN_COMPLETION_TOKENS:
+        raise QuotaExceeded(
+            f"This conversation's token cap of {conversation.token_cap:,} tokens is used up "
+            f"({max(0, left):,} left). Start a new conversation.",
+            details={
+                "limit": "conversation",
+                "limit_tokens": conversation.token_cap,
+                "resets_at": None,
+            },
+        )
+    return min(requested, left)

@@ -12,6 +12,7 @@ from ninja.errors import AuthenticationError, HttpError, ValidationError
 from ninja.security.base import AuthBase
 
 from accounts.auth import authenticate_request
+from games.api import router as conversations_router
 from inference import selectors
 from inference.errors import ApiError, InvalidRequest, PayloadTooLarge, Unauthorized
 from inference.rendering import chat_http_response, error_response
@@ -131,3 +132,4 @@ async def models(request: HttpRequest):
 
 api.add_router("/inference", router)
 api.add_router("/inference", usage_router)
+api.add_router("/inference", conversations_router)

@@ -230,13 +230,21 @@
           return ["GET", `/conversations/${id}`];
         case "conversation.delete":
           return ["DELETE", `/conversations/${id}`];
+        case "conversation.invite":
+          return ["POST", `/conversations/${id}/players`, pick(payload, ["username"])];
         default:
           throw new VGPError("INVALID_REQUEST", `Unknown operation ${op}.`);
       }
     }
 
+    /** Live rooms need the play page's WebSocket; in direct mode use refresh(). */
+    onRoom() {
+      return () => {};
+    }
+
     /** One request, one answer. */
     async call(op, payload) {
+      if (op === "conversation.leave") return null;
       const [method, path, body] = this._route(op, payload);
       const data = await this._json(method, path, body && { ...body, stream: false });
       if (op === "chat" || op === "conversation.send") return chatResult(data);
@@ -280,13 +288,24 @@
       this.counter = 0;
       this.mode = "bridge";
       this.info = null;
+      this.roomListeners = new Set();
       global.addEventListener("message", (event) => this._receive(event));
+    }
+
+    /** Listen to the rooms the page has joined; returns a function that stops it. */
+    onRoom(listener) {
+      this.roomListeners.add(listener);
+      return () => this.roomListeners.delete(listener);
     }
 
     _receive(event) {
       // Only the page that embeds the game may answer it.
       if (event.source !== this.target) return;
       const data = event.data;
+      if (data && data.vgp === PROTOCOL && data.type === "room" && data.event) {
+        for (const listener of [...this.roomListeners]) listener(data.event);
+        return;
+      }
       if (!data || data.vgp !== PROTOCOL || typeof data.id !== "string") return;
       const handler = this.pending.get(data.id);
       if (handler) handler(data);
@@ -359,7 +378,70 @@
       this.id = info.id;
       this.model = info.model || null;
       this.historyLimit = info.history_limit || null;
+      this.owner = info.owner || null;
+      this.live = false; // true once the room's turns arrive as they happen
       this._history = (messages || []).map((m) => ({ ...m }));
+      this._listeners = new Set();
+      this._turns = new Map(); // turn id -> {author, content, text}
+      const transport = client._transport;
+      this._stopListening = transport.onRoom ? transport.onRoom((event) => this._room(event)) : () => {};
+    }
+
+    /*
+     * Other players' turns in this room, as they happen (bridge mode):
+     * callback({type, conversation, turn, author, content?, text?, stored?, ...}).
+     * Types: "joined" (the room is live), "player_joined", "room_action" (a
+     * player's action, `content`), "stream_chunk" (`content`, and `text`: the
+     * narration so far), "stream_end" (`stored`: kept in the history or not),
+     * "error", "room_closed". The player's own turns come back from send().
+     * Returns a function that stops the callback.
+     */
+    onRoom(callback) {
+      this._listeners.add(callback);
+      return () => this._listeners.delete(callback);
+    }
+
+    _room(event) {
+      if (!event || event.conversation !== this.id) return;
+      const extra = {};
+      if (event.type === "joined") this.live = true;
+      else if (event.type === "room_action") {
+        this._turns.set(event.turn, { author: event.author, content: event.content, text: "" });
+      } else if (event.type === "stream_chunk" || event.type === "stream_end" || event.type === "error") {
+        const turn = this._turns.get(event.turn) || { author: event.author, content: "", text: "" };
+        if (event.type === "stream_chunk") {
+          turn.text += event.content || "";
+          this._turns.set(event.turn, turn);
+        } else {
+          this._turns.delete(event.turn);
+          if (event.stored) {
+            this._history.push({ role: "user", content: turn.content, author: event.author });
+            this._history.push({ role: "assistant", content: turn.text });
+          }
+        }
+        extra.text = turn.text;
+      }
+      for (const callback of [...this._listeners]) {
+        try {
+          callback({ ...event, ...extra });
+        } catch (error) {
+          setTimeout(() => {
+            throw error;
+          });
+        }
+      }
+    }
+
+    /** Let `username` into this room (the owner only; they must be able to play the game). */
+    invite(username) {
+      return this._client._transport.call("conversation.invite", { id: this.id, username: String(username) });
+    }
+
+    /** Stop receiving the room's turns. */
+    async leave() {
+      this._stopListening();
+      this._listeners.clear();
+      return this._client._transport.call("conversation.leave", { id: this.id });
     }
 
     /** The messages seen so far, oldest first: [{role, content, author?, created_at?}]. */
@@ -372,7 +454,7 @@
      * ({content, usage, stop_reason, model}); with it, returns a ChunkStream.
      */
     send(content, { stream = false, max_tokens } = {}) {
-      const payload = { id: this.id, content, max_tokens };
+      const payload = { id: this.id, content, max_tokens, stream: Boolean(stream) };
       const turn = { role: "user", content };
       this._history.push(turn);
       // The server stores a turn with its reply or not at all; so does the copy here.
@@ -460,7 +542,11 @@
       return new Conversation(this, info, []);
     }
 
-    /** Join a conversation by id (a multiplayer room code), with its history. */
+    /**
+     * Join a conversation by id (a multiplayer room code), with its history. In
+     * bridge mode the page also joins the room: `convo.onRoom()` sees the
+     * other players' turns as they happen.
+     */
     async join(id) {
       const data = await this._transport.call("conversation.join", { id: String(id) });
       return new Conversation(this, data, data.messages);

@@ -5,8 +5,11 @@
  * cookies and no network. Its SDK posts requests here; this page, which is
  * trusted and same-origin, forwards them with a short-lived token scoped to the
  * game and the player, and posts the answers back. The token never enters the
- * frame. Chat and streams share one WebSocket (/ws/inference/), with plain HTTP
- * when the socket cannot be had; everything else is HTTP. Protocol: docs/games.md.
+ * frame. Chat, streams and conversation turns share one WebSocket
+ * (/ws/inference/), with plain HTTP when the socket cannot be had; everything
+ * else is HTTP. The socket also joins the rooms of the conversations the game
+ * created or joined, and passes their turns on to the game as `room` messages.
+ * Protocol: docs/games.md.
  */
 import "./game-sdk.js";
 
@@ -20,7 +23,9 @@ const HTTP_OPS = new Set([
   "conversation.get",
   "conversation.join",
   "conversation.delete",
+  "conversation.invite",
 ]);
+const ROOM_RETRY_MS = 2000;
 const SOCKET_RETRY_MS = 30000;
 // Renew the token a little before it expires, so long sessions keep working.
 const RENEW_MARGIN_S = 120;
@@ -74,6 +79,7 @@ async function renewToken() {
     config.token = data.token;
     http = new HttpTransport({ baseUrl: location.origin, token: data.token, apiPath: config.apiBase });
     socket.reset(); // the socket authenticated with the old token
+    if (socket.rooms.size) socket.open().catch(() => {});
     scheduleRenewal(data.expires_in);
   } catch (_) {
     setStatus("error", "session expired: reload the page");
@@ -94,6 +100,7 @@ class InferenceSocket {
     this.handlers = new Map();
     this.unavailableUntil = 0;
     this.counter = 0;
+    this.rooms = new Set(); // conversation ids whose turns the game receives
   }
 
   url() {
@@ -121,6 +128,7 @@ class InferenceSocket {
         this.ws = ws;
         this.opening = null;
         setStatus("live", "connected");
+        for (const id of this.rooms) ws.send(JSON.stringify({ type: "join", conversation: id }));
         resolve(ws);
       };
       ws.onmessage = (event) => this.receive(event);
@@ -138,14 +146,31 @@ class InferenceSocket {
           handler.fail({ code: "CONNECTION_FAILED", message: "The connection was lost." });
         }
         this.handlers.clear();
+        // Rooms are live only over the socket: come back for them.
+        if (wasOpen && this.rooms.size) {
+          setTimeout(() => this.open().catch(() => {}), ROOM_RETRY_MS);
+        }
       };
     });
     return this.opening;
   }
 
   reset() {
-    if (this.ws) this.ws.close();
+    const ws = this.ws;
     this.ws = null;
+    if (ws) ws.close();
+  }
+
+  /** Receive a conversation's turns (other players'), now and after reconnecting. */
+  async join(id) {
+    const wasOpen = Boolean(this.ws && this.ws.readyState === WebSocket.OPEN);
+    this.rooms.add(id);
+    const ws = await this.open(); // a socket that opens now joins every room in `rooms`
+    if (wasOpen) ws.send(JSON.stringify({ type: "join", conversation: id }));
+  }
+
+  leave(id) {
+    if (this.rooms.delete(id) && this.ws) this.ws.send(JSON.stringify({ type: "leave", conversation: id }));
   }
 
   receive(event) {
@@ -156,6 +181,11 @@ class InferenceSocket {
       return;
     }
     if (message.type === "token_usage" || message.type === "pong") return;
+    if (message.id === undefined) {
+      // A room's news: other players' turns, who joined, the join's answer.
+      if (typeof message.conversation === "string") post({ type: "room", conversation: message.conversation, event: message });
+      return;
+    }
     const handler = this.handlers.get(message.id);
     if (!handler) return;
     if (message.type === "stream_chunk") handler.chunk(message.content || "");
@@ -228,6 +258,42 @@ async function runInference(id, op, payload) {
   active.set(id, socket.request(body, sink));
 }
 
+async function runConversationSend(id, payload) {
+  const streaming = Boolean(payload.stream);
+  const body = { conversation: String(payload.id), messages: [{ role: "user", content: String(payload.content ?? "") }] };
+  if (payload.max_tokens !== undefined) body.max_tokens = payload.max_tokens;
+  try {
+    await socket.open();
+  } catch (_) {
+    return runHttp(id, "conversation.send", payload);
+  }
+  if (!active.has(id)) return; // cancelled while waiting
+  let text = "";
+  // Over the socket, so that the other players in the room see the turn.
+  const cancel = socket.request(body, {
+    chunk(content) {
+      text += content;
+      if (streaming) post({ id, type: "chunk", content });
+    },
+    end(info) {
+      finish(id);
+      countUsage(info.usage);
+      const result = {
+        content: text,
+        usage: info.usage || null,
+        stop_reason: info.finish_reason || null,
+        model: info.model || null,
+      };
+      post(streaming ? { id, type: "end", ...result } : { id, type: "result", result });
+    },
+    fail(error) {
+      finish(id);
+      post({ id, type: "error", error: errorOf(error) });
+    },
+  });
+  active.set(id, cancel);
+}
+
 async function runHttp(id, op, payload) {
   if (op === "conversation.send" && payload.stream) {
     let text = "";
@@ -253,6 +319,10 @@ async function runHttp(id, op, payload) {
     const request = op === "conversation.create" ? { ...payload, game: undefined } : payload;
     const result = await http.call(op, request);
     if (op === "conversation.send") countUsage(result.usage);
+    if ((op === "conversation.create" || op === "conversation.join") && result && result.id) {
+      socket.join(String(result.id)).catch(() => {}); // no socket: the game polls instead
+    }
+    if (op === "conversation.delete") socket.leave(String(payload.id));
     if (active.has(id)) post({ id, type: "result", result });
   } catch (error) {
     if (active.has(id)) post({ id, type: "error", error: errorOf(error) });
@@ -277,6 +347,12 @@ function handle(message) {
   }
   active.set(id, null);
   if (op === "chat" || op === "stream") return runInference(id, op, payload);
+  if (op === "conversation.send") return runConversationSend(id, payload);
+  if (op === "conversation.leave") {
+    socket.leave(String(payload.id));
+    finish(id);
+    return post({ id, type: "result", result: null });
+  }
   if (HTTP_OPS.has(op)) return runHttp(id, op, payload);
   finish(id);
   post({ id, type: "error", error: { code: "INVALID_REQUEST", message: `Unknown operation ${op}.` } });

@@ -1,7 +1,8 @@
 /* Dungeon Master: a cooperative text adventure on a server-side conversation.
  * Every player's turn and the DM's narration live in one conversation on the
- * platform; friends join it with its id (the room code) and see new turns by
- * refreshing the shared history. */
+ * platform. The owner invites friends by username; they join with its id (the
+ * room code), and everyone at the table sees the others' actions and the DM's
+ * narration as it streams. Turns are answered one at a time, in order. */
 (function () {
   "use strict";
 
@@ -16,6 +17,7 @@
 
   const $ = (id) => document.getElementById(id);
   const state = { ai: null, convo: null, hero: null, roll: null, busy: false, tokens: 0, seen: 0, hp: 10, maxHp: 10 };
+  const others = new Map(); // another player's turn id -> its narration entry
 
   /* --- Rendering ----------------------------------------------------------- */
 
@@ -161,9 +163,36 @@
     }
   }
 
-  // Other players' turns arrive in the shared history; pick them up while idle.
+  // Other players' turns, live: their action, then the DM's narration as it streams.
+  function onRoom(event) {
+    if (event.type === "player_joined") {
+      addEntry("system", `${escapeHtml(event.author)} takes a seat at the table.`);
+    } else if (event.type === "room_action") {
+      addEntry("player", playerHtml(event.content));
+      others.set(event.turn, addEntry("dm cursor", ""));
+    } else if (event.type === "stream_chunk") {
+      const entry = others.get(event.turn);
+      if (entry) entry.innerHTML = paragraphs(event.text);
+      $("log").scrollTop = $("log").scrollHeight;
+    } else if (event.type === "stream_end" || event.type === "error") {
+      const entry = others.get(event.turn);
+      others.delete(event.turn);
+      if (entry) entry.classList.remove("cursor");
+      if (!event.stored) {
+        if (entry) entry.remove();
+        addEntry("system", `${escapeHtml(event.author || "A player")}'s turn was cut short.`);
+      }
+      if (!state.busy) state.seen = state.convo.history().length;
+      renderParty();
+    } else if (event.type === "room_closed") {
+      addEntry("system", "The room's owner has closed this adventure.");
+    }
+  }
+
+  // Without a live room (no WebSocket), other players' turns are picked up
+  // from the shared history while idle.
   async function poll() {
-    if (state.convo && !state.busy && !document.hidden) {
+    if (state.convo && !state.convo.live && !state.busy && !document.hidden) {
       try {
         const history = await state.convo.refresh();
         if (!state.busy && history.length > state.seen) {
@@ -191,6 +220,7 @@
     $("hero-title").textContent = state.hero.name;
     $("hero-sub").textContent = `Level 1 ${state.hero.klass}`;
     $("share-code").value = state.convo.id;
+    state.convo.onRoom(onRoom);
     $("stat-model").textContent = state.convo.model || state.ai.defaultModel || "default";
     renderParty();
     refreshUsage();
@@ -238,7 +268,10 @@
   $("new-game").addEventListener("click", () => start(false));
   $("join-game").addEventListener("click", () => start(true));
   $("room-code").addEventListener("keydown", (e) => e.key === "Enter" && start(true));
-  $("action-form").addEventListener("submit", (e) => {
+  // The sandbox has no `allow-forms`, so forms never submit: buttons and Enter do.
+  $("send").addEventListener("click", () => act($("action").value));
+  $("action").addEventListener("keydown", (e) => {
+    if (e.key !== "Enter") return;
     e.preventDefault();
     act($("action").value);
   });
@@ -250,6 +283,23 @@
   $("roll-chip").addEventListener("click", clearRoll);
   $("hp-down").addEventListener("click", () => setHp(state.hp - 1));
   $("hp-up").addEventListener("click", () => setHp(state.hp + 1));
+  async function invite() {
+    const name = $("invite-name").value.trim();
+    if (!name || !state.convo) return;
+    $("invite-status").textContent = "…";
+    try {
+      await state.convo.invite(name);
+      $("invite-name").value = "";
+      $("invite-status").textContent = `${name} is invited: send them the room code.`;
+    } catch (error) {
+      $("invite-status").textContent =
+        error.code === "FORBIDDEN" ? "Only the player who began the adventure can invite."
+        : error.code === "NOT_FOUND" ? `No player "${name}" who can play this game.`
+        : `${error.code}: ${error.message}`;
+    }
+  }
+  $("invite-send").addEventListener("click", invite);
+  $("invite-name").addEventListener("keydown", (e) => e.key === "Enter" && invite());
   $("copy-code").addEventListener("click", async () => {
     $("share-code").select();
     try {
