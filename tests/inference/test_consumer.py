@@ -129,7 +129,11 @@ async def test_it_cancels_everything_when_the_socket_closes(owner, settings):
     communicator = await connect(token)
     await communicator.send_json_to(inference("x", max_tokens=500))
     await communicator.send_json_to(inference("y", max_tokens=500))
-    await communicator.receive_json_from(timeout=5)
+    streaming = set()
+    while streaming != {"x", "y"}:  # both have reached the model
+        message = await communicator.receive_json_from(timeout=5)
+        if message["type"] == "stream_chunk":
+            streaming.add(message["id"])
     await communicator.disconnect()
     outcomes = await sync_to_async(list)(
         UsageRecord.objects.filter(user=owner).values_list("outcome", flat=True)
