@@ -29,6 +29,15 @@ CLOSE_UNAUTHORIZED = 4401
 MAX_ID_LENGTH = 200
 
 
+def _too_large(text: str) -> bool:
+    """Whether a text frame is over WS_MAX_MESSAGE_BYTES. The bound is in bytes
+    on the wire, and a character takes up to four of them."""
+    limit = settings.WS_MAX_MESSAGE_BYTES
+    if len(text) * 4 <= limit:
+        return False
+    return len(text.encode("utf-8", "surrogatepass")) > limit
+
+
 def _validation_message(exc: ValidationError) -> str:
     problems = []
     for error in exc.errors():
@@ -68,7 +77,7 @@ class InferenceConsumer(AsyncJsonWebsocketConsumer):
         if text_data is None:
             await self.send_error(None, InvalidRequest("Send JSON text frames, not binary."))
             return
-        if len(text_data) > settings.WS_MAX_MESSAGE_BYTES:
+        if _too_large(text_data):
             await self.send_error(
                 None,
                 PayloadTooLarge(f"A message may be at most {settings.WS_MAX_MESSAGE_BYTES} bytes."),
@@ -76,7 +85,9 @@ class InferenceConsumer(AsyncJsonWebsocketConsumer):
             return
         try:
             content = json.loads(text_data)
-        except ValueError:
+        except (ValueError, RecursionError):
+            # RecursionError: nesting deeper than the parser goes ("[[[[…"),
+            # which must not take the socket down with it.
             await self.send_error(None, InvalidRequest("The message is not valid JSON."))
             return
         await self.receive_json(content)

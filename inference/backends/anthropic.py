@@ -40,6 +40,7 @@ from inference.backends.base import (
     ToolCall,
     ToolCallEvent,
     Usage,
+    drain,
 )
 from inference.errors import (
     ApiError,
@@ -294,6 +295,8 @@ async def _events(upstream: Any) -> AsyncIterator[Event]:
             )
             reason = stop_reason or "end_turn"
             yield Stop(STOP_REASONS.get(reason, reason), stop_sequence)
+            # Up to the end of the body, so the connection goes back to the pool.
+            await drain(upstream)
             return
     # The SDK ends quietly on a cut stream, or on a body that was no SSE at all.
     raise UpstreamError("The model server ended the answer before it was complete.")

@@ -176,5 +176,26 @@ class PerLoopClient:
                     await result
 
 
+# How long a backend waits, after an answer's last event, for the rest of the
+# HTTP body (the end of the chunked stream).
+DRAIN_TIMEOUT_S = 1.0
+
+
+async def drain(stream: AsyncIterator[Any], timeout_s: float = DRAIN_TIMEOUT_S) -> None:
+    """Read what is left of a finished answer's stream.
+
+    A response read to its end hands its keep-alive connection back to the
+    pool; one closed before the end of its body takes the connection with it,
+    and the next request pays a new TCP (and TLS) handshake. An upstream that
+    lingers after its last event is not waited for: it is closed as before.
+    """
+    try:
+        async with asyncio.timeout(timeout_s):
+            async for _ in stream:
+                pass
+    except Exception:  # the answer is complete; nothing after it matters
+        pass
+
+
 def collect_text(events: list[Event]) -> str:
     return "".join(e.text for e in events if isinstance(e, TextDelta))

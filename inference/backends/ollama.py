@@ -42,6 +42,7 @@ from inference.backends.base import (
     ToolCall,
     ToolCallEvent,
     Usage,
+    drain,
 )
 from inference.errors import (
     ApiError,
@@ -321,6 +322,8 @@ class OllamaBackend(Backend):
         else:
             # Ollama says `stop` for a stop sequence too, without naming it.
             yield Stop("end_turn")
+        # Up to the end of the body, so the connection goes back to the pool.
+        await drain(upstream)
 
     # --- failures ------------------------------------------------------------------------
 
