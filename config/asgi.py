@@ -1,5 +1,6 @@
 """ASGI entry point: HTTP through Django, WebSockets through Channels."""
 
+import importlib
 import os
 
 from django.core.asgi import get_asgi_application
@@ -11,6 +12,11 @@ from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
 from config.routing import websocket_urlpatterns  # noqa: E402
+
+# Import the model SDKs now: imported on a first request, they would stall the
+# event loop (and every stream on it) for a second or more.
+for backend in ("anthropic", "demo", "ollama", "openai"):
+    importlib.import_module(f"inference.backends.{backend}")
 
 application = ProtocolTypeRouter(
     {

@@ -48,7 +48,11 @@ class ConversationIn(Schema):
         description="How many of the latest stored messages go with each turn (default 20).",
     )
     token_cap: int | None = Field(
-        None, ge=1, description="Tokens the conversation may use in all (default: no cap)."
+        None,
+        ge=1,
+        # The largest count a PositiveBigIntegerField stores everywhere.
+        le=2**63 - 1,
+        description="Tokens the conversation may use in all (default: no cap).",
     )
 
 

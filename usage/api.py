@@ -10,6 +10,7 @@ from __future__ import annotations
 from django.http import HttpRequest
 from ninja import Field, Router, Schema
 
+from inference.schemas import ErrorOut
 from usage.selectors import ausage_summary
 
 router = Router(tags=["usage"])
@@ -51,7 +52,10 @@ class UsageSummaryOut(Schema):
     by_model: list[ModelUsageOut]
 
 
-@router.get("/usage", response=UsageSummaryOut, summary="Your usage and limits")
+RESPONSES = {200: UsageSummaryOut, 401: ErrorOut, 403: ErrorOut}
+
+
+@router.get("/usage", response=RESPONSES, summary="Your usage and limits")
 async def usage(request: HttpRequest):
     """Token limits, counted usage, reservations in flight and estimated cost of
     the caller (a limit of `null` means unlimited)."""
@@ -60,7 +64,7 @@ async def usage(request: HttpRequest):
 
 @router.get(
     "/usage/stats",
-    response=UsageSummaryOut,
+    response=RESPONSES,
     summary="Your usage and limits (older path)",
     deprecated=True,
 )

@@ -461,7 +461,9 @@ def _mid_stream_error(exc: BaseException) -> ApiError:
     if isinstance(exc, httpx.TimeoutException):
         return InferenceTimeout("The model server stopped sending mid-answer.")
     if isinstance(exc, httpx.TransportError | ConnectionError):
-        return ConnectionFailed("The connection to the model server broke mid-answer.")
+        # Reached, then lost: an upstream fault like the other backends' cut
+        # streams, not CONNECTION_FAILED (which means it could not be reached).
+        return UpstreamError("The connection to the model server broke mid-answer.", retryable=True)
     if isinstance(exc, json.JSONDecodeError | pydantic.ValidationError):
         return UpstreamError("The model server sent something that is not Ollama's API.")
     if isinstance(exc, ApiError):

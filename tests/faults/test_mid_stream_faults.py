@@ -26,13 +26,8 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 CHUNKS_BEFORE = 3
 
-# A connection cut mid-answer: Anthropic and OpenAI call it an upstream error;
-# the Ollama backend names the broken connection itself.
-CUT_CODE = {
-    "anthropic": "UPSTREAM_ERROR",
-    "openai": "UPSTREAM_ERROR",
-    "ollama": "CONNECTION_FAILED",
-}
+# A connection cut mid-answer is an upstream fault on every backend.
+CUT_CODE = dict.fromkeys(("anthropic", "openai", "ollama"), "UPSTREAM_ERROR")
 
 
 def chat_calls(upstream) -> int:

@@ -48,11 +48,6 @@ async def test_it_refuses_nesting_deeper_than_the_parser_goes(async_client, head
     assert response.json()["error"]["code"] == "INVALID_REQUEST"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="inference/compat/common.py: parse_json_object catches ValueError and "
-    "UnicodeDecodeError but not the RecursionError of deep nesting, which ends in a 500",
-)
 @pytest.mark.parametrize("path", COMPATIBLE)
 async def test_it_refuses_nesting_deeper_than_the_parser_goes_on_compatible_apis(
     async_client, headers, path

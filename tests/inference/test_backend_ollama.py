@@ -203,7 +203,7 @@ async def test_it_raises_upstream_error_for_a_mid_stream_error(make_backend, oll
 async def test_it_raises_connection_failed_when_the_stream_breaks(make_backend, ollama_upstream):
     ollama_upstream.script(Fault.mid_stream_drop(after_chunks=2))
     backend = make_backend([ollama_upstream.url])
-    with pytest.raises(ConnectionFailed):
+    with pytest.raises(UpstreamError):
         await collect(backend, ask())
 
 
