@@ -80,14 +80,18 @@ INSTALLED_APPS = [
     "games",
 ]
 
+# Django's session, common, auth and messages middleware as subclasses that run
+# their hooks on the event loop instead of a thread hop each (config/middleware.py,
+# docs/performance.md). Security, CSRF and clickjacking stay Django's own classes:
+# `check --deploy` looks for them by name.
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "config.middleware.StaticFilesMiddleware",
-    "django.contrib.sessions.middleware.SessionMiddleware",
-    "django.middleware.common.CommonMiddleware",
+    "config.middleware.SessionMiddleware",
+    "config.middleware.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "django.contrib.messages.middleware.MessageMiddleware",
+    "config.middleware.AuthenticationMiddleware",
+    "config.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "allauth.account.middleware.AccountMiddleware",
     "config.middleware.UserSessionsMiddleware",
@@ -206,6 +210,11 @@ ACCOUNT_RATE_LIMITS = {
     "login_failed": "10/m/ip,5/5m/key",
     "signup": "20/m/ip",
 }
+# Behind the TLS proxy (docs/deploy.md) every request arrives from the proxy's
+# address, so the per-address limits above would count the whole site as one
+# client: ten bad passwords a minute from anyone would lock everyone out. Trust
+# the last address the proxy appends to X-Forwarded-For instead.
+ALLAUTH_TRUSTED_PROXY_COUNT = env_int("DJANGO_TRUSTED_PROXY_COUNT", 1 if HTTPS else 0)
 USERSESSIONS_TRACK_ACTIVITY = True
 
 # Sessions end after this long without use; every request pushes the end back.

@@ -11,6 +11,7 @@ import os
 import shutil
 import tempfile
 import uuid
+import zipfile
 from pathlib import Path
 
 from django.conf import settings
@@ -54,7 +55,9 @@ def package_install(*, slug: str, package: GamePackage) -> Path:
     staging = Path(tempfile.mkdtemp(prefix=f".{slug}.new-", dir=root))
     try:
         _extract(package, staging)
-    except (OSError, EOFError, ValueError) as exc:
+    # BadZipFile is what zipfile raises when a member's data does not match its
+    # header (a bad CRC: a member that holds more than it declares, cut short).
+    except (OSError, EOFError, ValueError, zipfile.BadZipFile) as exc:
         shutil.rmtree(staging, ignore_errors=True)
         if isinstance(exc, GamePackageError):
             raise

@@ -30,6 +30,7 @@ from games import selectors, services
 from games.forms import GameForm
 from games.models import Game
 from games.storage import game_file_path
+from games.validation import GamePackageError
 from usage.clock import usage_day
 
 # What a game may do inside its frame: run its own scripts and load its own
@@ -92,15 +93,21 @@ def game_list(request: HttpRequest) -> HttpResponse:
 def game_publish(request: HttpRequest) -> HttpResponse:
     form = GameForm(request.POST or None, request.FILES or None, user=request.user)
     if request.method == "POST" and form.is_valid():
-        game = services.game_create(
-            slug=form.cleaned_data["slug"],
-            owner=request.user,
-            package=form.package,
-            players=list(form.cleaned_data["players"]),
-            **form.game_fields(),
-        )
-        messages.success(request, f"“{game.title}” is published.")
-        return redirect(game)
+        try:
+            game = services.game_create(
+                slug=form.cleaned_data["slug"],
+                owner=request.user,
+                package=form.package,
+                players=list(form.cleaned_data["players"]),
+                **form.game_fields(),
+            )
+        except GamePackageError as exc:
+            # Found only while unpacking (a member holding more than its header
+            # says): the game and its files are gone again; say why.
+            form.add_error("package", str(exc))
+        else:
+            messages.success(request, f"“{game.title}” is published.")
+            return redirect(game)
     return render(request, "games/publish.html", {"form": form, "game": None})
 
 
@@ -112,14 +119,18 @@ def game_edit(request: HttpRequest, slug: str) -> HttpResponse:
         raise PermissionDenied("Only the game's owner can change it.")
     form = GameForm(request.POST or None, request.FILES or None, instance=game, user=game.owner)
     if request.method == "POST" and form.is_valid():
-        services.game_update(
-            game=game,
-            package=form.package,
-            players=list(form.cleaned_data["players"]),
-            **form.game_fields(),
-        )
-        messages.success(request, f"“{game.title}” is updated (version {game.version}).")
-        return redirect(game)
+        try:
+            services.game_update(
+                game=game,
+                package=form.package,
+                players=list(form.cleaned_data["players"]),
+                **form.game_fields(),
+            )
+        except GamePackageError as exc:  # found while unpacking; the old files stay live
+            form.add_error("package", str(exc))
+        else:
+            messages.success(request, f"“{game.title}” is updated (version {game.version}).")
+            return redirect(game)
     return render(request, "games/publish.html", {"form": form, "game": game})
 
 

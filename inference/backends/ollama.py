@@ -84,6 +84,8 @@ class _Host:
     listed: tuple[str, ...] | None = None
     listed_at: float = -math.inf
     canonical: frozenset[str] = field(default_factory=frozenset)
+    # The listing under way, so concurrent requests on a cold cache share one.
+    listing: asyncio.Task | None = None
 
     def healthy(self, now: float) -> bool:
         return now >= self.down_until
@@ -191,8 +193,16 @@ class OllamaBackend(Backend):
         ]
         if not stale:
             return []
-        results = await asyncio.gather(*(self._list_host(host) for host in stale))
+        results = await asyncio.gather(*(self._list_host_once(host) for host in stale))
         return [failure for failure in results if failure is not None]
+
+    async def _list_host_once(self, host: _Host) -> _Failure | None:
+        loop = asyncio.get_running_loop()
+        task = host.listing
+        if task is None or task.done() or task.get_loop() is not loop:
+            task = loop.create_task(self._list_host(host))
+            host.listing = task
+        return await asyncio.shield(task)
 
     async def _list_host(self, host: _Host) -> _Failure | None:
         try:

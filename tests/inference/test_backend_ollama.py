@@ -411,3 +411,12 @@ async def test_it_remembers_reachability_for_a_while(ollama_upstream):
     forget_ollama_reachability()
     assert await ollama_reachable(hosts) is True
     assert len(ollama_upstream.requests) == before + 1
+
+
+async def test_it_lists_models_once_for_many_requests_on_a_cold_cache(
+    make_backend, ollama_upstream
+):
+    backend = make_backend([ollama_upstream.url])
+    answers = await asyncio.gather(*(backend.serves("qwen3:0.6b") for _ in range(20)))
+    assert all(answers)
+    assert len([r for r in ollama_upstream.requests if r.path == "/api/tags"]) == 1
