@@ -497,8 +497,10 @@ class FakeAnthropic(FakeUpstream):
             )
         )
         await response.write(sse("message_stop", {"type": "message_stop"}))
-        await response.end_stream()
+        # Counted before the last bytes go out: a client may read them and look
+        # at this counter before this coroutine runs again.
         self.completed_streams += 1
+        await response.end_stream()
 
     async def _break_stream(self, response: Response, fault: Fault) -> None:
         if fault.kind == "mid_stream_drop":

@@ -245,8 +245,10 @@ class FakeOllama(FakeUpstream):
             )
         final["message"] = {"role": "assistant", "content": ""}
         await response.write(_compact(final) + "\n")
-        await response.end_stream()
+        # Counted before the last bytes go out: a client may read them and look
+        # at this counter before this coroutine runs again.
         self.completed_streams += 1
+        await response.end_stream()
 
     def _reply(self, options: dict[str, Any]) -> tuple[list[str], str]:
         num_predict = options.get("num_predict")

@@ -429,8 +429,10 @@ class FakeOpenAI(FakeUpstream):
         if with_usage:
             await response.write(chunk(None))
         await response.write("data: [DONE]\n\n")
-        await response.end_stream()
+        # Counted before the last bytes go out: a client may read them and look
+        # at this counter before this coroutine runs again.
         self.completed_streams += 1
+        await response.end_stream()
 
     @staticmethod
     async def _fault_strikes(fault: Fault | None, sent: int, response: Response) -> bool:
