@@ -35,10 +35,13 @@ run: migrate
 test: $(VENV)/.installed-dev
 	$(PY) -m pytest
 
-# The parts that matter at scale, against the real PostgreSQL and Redis.
+# The parts that depend on the database, cache and channel layer, again on the
+# real PostgreSQL and Redis: quotas under concurrency over two server
+# processes, shared rate limits, rooms across workers, and the suites around them.
+SERVICE_SUITES := tests/usage tests/inference tests/games tests/compat tests/faults tests/security
 test-services: $(VENV)/.installed-dev
 	DATABASE_URL=$(PG_URL) REDIS_URL=$(REDIS) VGP_TEST_SERVICES=1 \
-		$(PY) -m pytest -m services -p no:cacheprovider --create-db
+		$(PY) -m pytest -m "not browser" -p no:cacheprovider --create-db $(SERVICE_SUITES)
 
 test-browser: $(VENV)/.installed-dev
 	$(PY) -m pytest -m browser
