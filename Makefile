@@ -7,7 +7,7 @@ PORT ?= 8000
 PG_URL ?= postgres://postgres@127.0.0.1:5432/test
 REDIS ?= redis://127.0.0.1:6379/0
 
-.PHONY: run test test-services test-browser lint format migrate bench clean
+.PHONY: run test test-services test-browser screenshots lint format migrate bench clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -45,6 +45,10 @@ test-services: $(VENV)/.installed-dev
 
 test-browser: $(VENV)/.installed-dev
 	$(PY) -m pytest -m browser
+
+# Refresh the README's screenshots from a browser test run.
+screenshots: $(VENV)/.installed-dev
+	VGP_UPDATE_SCREENSHOTS=1 $(PY) -m pytest -m browser tests/browser/test_dungeon_master.py
 
 lint: $(VENV)/.installed-dev
 	$(VENV)/bin/ruff check .
