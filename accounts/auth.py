@@ -22,6 +22,7 @@ from django.utils import timezone
 
 from accounts.models import ApiToken, User, hash_token
 from inference.errors import Forbidden, Unauthorized
+from inference.services import run_db
 
 # Writing last_used_at on every request would cost a query each time; a minute's
 # precision is what a person reading the token list needs.
@@ -60,8 +61,10 @@ def token_from_headers(headers) -> str | None:
 async def principal_for_token(secret: str) -> Principal:
     """The principal a token secret stands for; raises when it is not usable."""
     digest = hash_token(secret)
-    token = (
-        await ApiToken.objects.select_related("owner", "game").filter(token_hash=digest).afirst()
+    # On the gateway's long-lived database thread: no new thread and no new
+    # connection for each request (see inference.services.run_db).
+    token = await run_db(
+        ApiToken.objects.select_related("owner", "game").filter(token_hash=digest).first
     )
     if token is None or not hmac.compare_digest(token.token_hash, digest):
         raise Unauthorized("Invalid API token.")
@@ -74,7 +77,7 @@ async def principal_for_token(secret: str) -> Principal:
         raise Forbidden("This account is deactivated.")
     if token.last_used_at is None or now - token.last_used_at > LAST_USED_PRECISION:
         token.last_used_at = now
-        await ApiToken.objects.filter(pk=token.pk).aupdate(last_used_at=now)
+        await run_db(ApiToken.objects.filter(pk=token.pk).update, last_used_at=now)
     return Principal(user=token.owner, token=token)
 
 

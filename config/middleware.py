@@ -10,6 +10,10 @@ import warnings
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_async
 from django.conf import settings
+from django.contrib.auth import middleware as auth
+from django.contrib.messages import middleware as messages
+from django.contrib.sessions import middleware as sessions
+from django.middleware import common
 from whitenoise.middleware import WhiteNoiseMiddleware
 
 
@@ -78,3 +82,72 @@ class UserSessionsMiddleware:
         ):
             await sync_to_async(self.tracker)(request)
         return await self.get_response(request)
+
+
+# --- Django's own middleware, without the thread hops -------------------------------
+#
+# Django's MiddlewareMixin runs `process_request` and `process_response` through
+# `sync_to_async` in an async stack: two thread hops per middleware, about a dozen
+# per request for the stack in settings, and most of the time of a small API call.
+# Most of these hooks only read headers and set attributes or cookies; the classes
+# below run them on the event loop and keep the hop for the cases that reach the
+# database or the cache (which Django would refuse on the loop anyway).
+# SecurityMiddleware, CsrfViewMiddleware and XFrameOptionsMiddleware would gain
+# the same way (six hops), but `check --deploy` only recognizes them by name.
+
+
+class _OnTheLoop:
+    """Runs a MiddlewareMixin's hooks on the event loop unless they may do I/O."""
+
+    def _request_on_loop(self, request) -> bool:
+        return True
+
+    def _response_on_loop(self, request, response) -> bool:
+        return True
+
+    async def __acall__(self, request):
+        response = None
+        if hasattr(self, "process_request"):
+            if self._request_on_loop(request):
+                response = self.process_request(request)
+            else:
+                response = await sync_to_async(self.process_request)(request)
+        response = response or await self.get_response(request)
+        if hasattr(self, "process_response"):
+            if self._response_on_loop(request, response):
+                response = self.process_response(request, response)
+            else:
+                response = await sync_to_async(self.process_response)(request, response)
+        return response
+
+
+class CommonMiddleware(_OnTheLoop, common.CommonMiddleware):
+    """URL checks (resolving is CPU only) and headers: no I/O."""
+
+
+class AuthenticationMiddleware(_OnTheLoop, auth.AuthenticationMiddleware):
+    """Sets `request.user` / `request.auser` lazily: no I/O until they are used."""
+
+
+class SessionMiddleware(_OnTheLoop, sessions.SessionMiddleware):
+    """The session store is made lazily; saving it is I/O.
+
+    With SESSION_SAVE_EVERY_REQUEST a request that brings a session cookie saves
+    its session even unread, so only a request without the cookie whose session
+    nobody touched (an API call with a token) is finished on the loop.
+    """
+
+    def _response_on_loop(self, request, response) -> bool:
+        session = getattr(request, "session", None)
+        return settings.SESSION_COOKIE_NAME not in request.COOKIES and not getattr(
+            session, "accessed", False
+        )
+
+
+class MessageMiddleware(_OnTheLoop, messages.MessageMiddleware):
+    """Storing messages may load the session: only a request that used none is
+    finished on the loop."""
+
+    def _response_on_loop(self, request, response) -> bool:
+        storage = getattr(request, "_messages", None)
+        return storage is None or not (storage.used or storage.added_new)

@@ -11,16 +11,21 @@ JSON, SSE, WebSocket and the compatible endpoints all go through here.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import random
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
+from asgiref.sync import AsyncToSync, SyncToAsync, sync_to_async
 from django.conf import settings
+from django.core.cache import caches
+from django.core.cache.backends.locmem import LocMemCache
+from django.db import connections
 
 from inference.backends.base import (
     Backend,
@@ -53,6 +58,53 @@ logger = logging.getLogger(__name__)
 _settling: set[asyncio.Task] = set()
 # How long a streamed answer may wait for its first read before it is given up.
 STREAM_START_GRACE_S = 30.0
+
+
+# --- The request path's database work ----------------------------------------------
+#
+# Under ASGI, Django runs a request's thread-sensitive code (the async ORM) on a
+# thread made for that request, with a database connection made for it and
+# closed when it ends. For SQLite, which has no connection pool, that is a file
+# open, three PRAGMAs and a schema read per request, plus a thread started and
+# joined, and with many requests in flight many threads race for SQLite's one
+# write lock and sleep in its busy handler. So on SQLite the gateway's few
+# queries (token lookup, reserve, settle) run on the one long-lived thread that
+# asgiref keeps for thread-sensitive code outside a request (the WebSocket
+# consumer's already ran there), with one connection that stays open: writes
+# are serialized by SQLite anyway. PostgreSQL keeps Django's default, since its
+# connections come from psycopg's pool and may work in parallel.
+
+
+def _db_call(fn: Callable[..., Any], args: tuple, kwargs: dict) -> Any:
+    try:
+        return fn(*args, **kwargs)
+    finally:
+        # This thread outlives requests, so Django's end-of-request clean-up
+        # never reaches its connection: drop it here if a query broke it.
+        for conn in connections.all(initialized_only=True):
+            if conn.errors_occurred and not conn.in_atomic_block:
+                conn.close_if_unusable_or_obsolete()
+
+
+async def run_db(fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+    """`fn(*args, **kwargs)`, sync ORM code, from async code (see above)."""
+    sqlite = settings.DATABASES["default"]["ENGINE"].endswith("sqlite3")
+    if not sqlite or getattr(AsyncToSync.executors, "current", None) is not None:
+        # PostgreSQL, or under async_to_sync (whose calling thread must run it).
+        return await sync_to_async(fn)(*args, **kwargs)
+    loop = asyncio.get_running_loop()
+    return await loop.run_in_executor(
+        SyncToAsync.single_thread_executor, functools.partial(_db_call, fn, args, kwargs)
+    )
+
+
+def _rate_limit_in_process() -> bool:
+    """Whether rate-limit counters live in this process (the local-memory cache).
+
+    Then counting is a dictionary update under a lock, far cheaper than the
+    thread hop that a network cache (Redis) needs to keep the loop free.
+    """
+    return isinstance(caches[settings.RATELIMIT_USE_CACHE], LocMemCache)
 
 
 @dataclass(slots=True)
@@ -125,12 +177,16 @@ async def chat_start(
     user = principal.user
     game = _game_for(principal, game)
     request = _apply_game_rules(request, game)
-    await usage_services.arate_limit_hit(user=user)
+    if _rate_limit_in_process():
+        usage_services.rate_limit_hit(user=user)
+    else:
+        await usage_services.arate_limit_hit(user=user)
     route = await resolve_model(request.model or None)
     request = replace(request, model=route.model)
     requested = request.max_tokens
     reserving = asyncio.ensure_future(
-        usage_services.aquota_reserve(
+        run_db(
+            usage_services.quota_reserve,
             user=user,
             game=game,
             prompt_estimate=usage_services.estimate_prompt_tokens(request),
@@ -378,7 +434,8 @@ class ChatRun:
         ttft_ms = int((self._first_at - self._started) * 1000) if self._first_at else None
 
         async def settle() -> None:
-            record = await usage_services.aquota_settle(
+            record = await run_db(
+                usage_services.quota_settle,
                 reservation=self.reservation,
                 usage=result.usage,
                 outcome=result.outcome,
@@ -409,7 +466,9 @@ class ChatRun:
 def _release_abandoned(reserving: asyncio.Future) -> None:
     if reserving.cancelled() or reserving.exception() is not None:
         return
-    task = asyncio.ensure_future(usage_services.aquota_release(reservation=reserving.result()))
+    task = asyncio.ensure_future(
+        run_db(usage_services.quota_release, reservation=reserving.result())
+    )
     _settling.add(task)
     task.add_done_callback(_settling.discard)
 
