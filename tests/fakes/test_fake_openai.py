@@ -102,6 +102,10 @@ def test_it_streams_role_then_content_then_finish_then_done(client, openai_upstr
     assert last.finish_reason == "stop"
     assert last.delta.content is None and last.delta.tool_calls is None
     assert all(c.choices[0].finish_reason is None for c in chunks[:-1])
+    # The SDK stops reading at [DONE]; the server finishes a moment later.
+    deadline = time.monotonic() + 2
+    while openai_upstream.completed_streams != 1 and time.monotonic() < deadline:
+        time.sleep(0.01)
     assert openai_upstream.completed_streams == 1
 
 
