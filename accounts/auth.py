@@ -9,6 +9,7 @@ also come as the subprotocol `bearer.<token>` or the `?token=` query parameter.
 from __future__ import annotations
 
 import hmac
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from urllib.parse import parse_qs, urlparse
@@ -16,6 +17,10 @@ from urllib.parse import parse_qs, urlparse
 from asgiref.sync import sync_to_async
 from channels.security.websocket import OriginValidator
 from django.conf import settings
+from django.db import DEFAULT_DB_ALIAS, connections
+from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db.models import Model
+from django.db.models.expressions import Col
 from django.http import HttpRequest
 from django.middleware.csrf import CsrfViewMiddleware
 from django.utils import timezone
@@ -63,9 +68,7 @@ async def principal_for_token(secret: str) -> Principal:
     digest = hash_token(secret)
     # On the gateway's long-lived database thread: no new thread and no new
     # connection for each request (see inference.services.run_db).
-    token = await run_db(
-        ApiToken.objects.select_related("owner", "game").filter(token_hash=digest).first
-    )
+    token = await run_db(_token_by_hash, digest)
     if token is None or not hmac.compare_digest(token.token_hash, digest):
         raise Unauthorized("Invalid API token.")
     if token.revoked_at is not None:
@@ -79,6 +82,89 @@ async def principal_for_token(secret: str) -> Principal:
         token.last_used_at = now
         await run_db(ApiToken.objects.filter(pk=token.pk).update, last_used_at=now)
     return Principal(user=token.owner, token=token)
+
+
+# --- The token lookup ----------------------------------------------------------------
+#
+# Every API request starts with it, so it is one SQL statement built once: the
+# token with its owner and game, as `select_related("owner", "game")` would load
+# them, without compiling that queryset again for each request (~0.7 ms of CPU).
+# Columns come from the models' `_meta`, values go through the same converters
+# the ORM applies, and the instances are made with `Model.from_db`.
+
+
+@dataclass(frozen=True, slots=True)
+class _TokenQuery:
+    sql: str
+    # (model, attnames, (column, its converters) each) for the token, owner, game.
+    parts: tuple[tuple[type[Model], list[str], list[tuple[Col, list[Callable]]]], ...]
+    # The column of the game's primary key: None there means no game.
+    game_pk_at: int
+
+
+_token_queries: dict[str, _TokenQuery] = {}
+
+
+def _token_query(db: BaseDatabaseWrapper) -> _TokenQuery:
+    query = _token_queries.get(db.vendor)
+    if query is not None:
+        return query
+    qn = db.ops.quote_name
+    owner_field, game_field = ApiToken._meta.get_field("owner"), ApiToken._meta.get_field("game")
+    tables = (("t", ApiToken), ("u", owner_field.related_model), ("g", game_field.related_model))
+    columns: list[str] = []
+    parts = []
+    for alias, model in tables:
+        fields = model._meta.concrete_fields
+        columns += [f"{alias}.{qn(field.column)}" for field in fields]
+        converters = []
+        for field in fields:
+            col = field.get_col(alias)
+            converters.append((col, db.ops.get_db_converters(col) + field.get_db_converters(db)))
+        parts.append((model, [field.attname for field in fields], converters))
+    token_count = len(ApiToken._meta.concrete_fields)
+    user_count = len(owner_field.related_model._meta.concrete_fields)
+    game_pk = game_field.related_model._meta.pk
+    sql = (
+        f"SELECT {', '.join(columns)} FROM {qn(ApiToken._meta.db_table)} t "
+        f"INNER JOIN {qn(owner_field.related_model._meta.db_table)} u "
+        f"ON u.{qn(owner_field.target_field.column)} = t.{qn(owner_field.column)} "
+        f"LEFT JOIN {qn(game_field.related_model._meta.db_table)} g "
+        f"ON g.{qn(game_field.target_field.column)} = t.{qn(game_field.column)} "
+        f"WHERE t.{qn(ApiToken._meta.get_field('token_hash').column)} = %s"
+    )
+    game_pk_at = (
+        token_count + user_count + game_field.related_model._meta.concrete_fields.index(game_pk)
+    )
+    query = _token_queries[db.vendor] = _TokenQuery(sql, tuple(parts), game_pk_at)
+    return query
+
+
+def _token_by_hash(digest: str) -> ApiToken | None:
+    """The token whose hash is `digest`, with `owner` and `game` loaded."""
+    db = connections[DEFAULT_DB_ALIAS]
+    query = _token_query(db)
+    with db.cursor() as cursor:
+        cursor.execute(query.sql, [digest])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    instances: list[Model | None] = []
+    at = 0
+    for model, attnames, converters in query.parts:
+        values = list(row[at : at + len(attnames)])
+        at += len(attnames)
+        if model is not ApiToken and at > query.game_pk_at and row[query.game_pk_at] is None:
+            instances.append(None)  # a token for no game: the LEFT JOIN found none
+            continue
+        for i, (col, column_converters) in enumerate(converters):
+            for convert in column_converters:
+                values[i] = convert(values[i], col, db)
+        instances.append(model.from_db(db.alias, attnames, values))
+    token, owner, game = instances
+    ApiToken._meta.get_field("owner").set_cached_value(token, owner)
+    ApiToken._meta.get_field("game").set_cached_value(token, game)
+    return token
 
 
 def _csrf_failure(request: HttpRequest) -> str | None:

@@ -12,6 +12,13 @@ from django.utils import timezone
 TOKEN_PREFIX = "vgp_"
 
 
+def effective_limit(value: int | None, default: int) -> int | None:
+    """A user's limit: their own when set, else the configured default; 0 in
+    either place means unlimited (None)."""
+    limit = value if value is not None else default
+    return limit or None
+
+
 class User(AbstractUser):
     """A player. Limits left empty fall back to the configured defaults."""
 
@@ -47,17 +54,11 @@ class User(AbstractUser):
 
     @property
     def effective_token_limit(self) -> int | None:
-        limit = self.token_limit if self.token_limit is not None else settings.DEFAULT_TOKEN_LIMIT
-        return limit or None  # 0 configured: unlimited
+        return effective_limit(self.token_limit, settings.DEFAULT_TOKEN_LIMIT)
 
     @property
     def effective_daily_token_limit(self) -> int | None:
-        limit = (
-            self.daily_token_limit
-            if self.daily_token_limit is not None
-            else settings.DEFAULT_DAILY_TOKEN_LIMIT
-        )
-        return limit or None
+        return effective_limit(self.daily_token_limit, settings.DEFAULT_DAILY_TOKEN_LIMIT)
 
     @property
     def effective_rate_limit_per_minute(self) -> int | None:

@@ -8,8 +8,8 @@ The SSE stream carries the same objects as the WebSocket protocol, without
 from __future__ import annotations
 
 import json
-from contextlib import aclosing
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import aclosing
 from typing import Any
 
 from django.http import HttpResponse, JsonResponse, StreamingHttpResponse
