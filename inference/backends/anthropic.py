@@ -21,7 +21,6 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import AsyncIterator
-from email.utils import parsedate_to_datetime
 from typing import Any
 
 import anthropic
@@ -41,6 +40,7 @@ from inference.backends.base import (
     ToolCallEvent,
     Usage,
     drain,
+    retry_after,
 )
 from inference.errors import (
     ApiError,
@@ -379,25 +379,3 @@ def _map_status(exc: anthropic.APIStatusError, *, model: str | None) -> ApiError
             retry_after=retry_after(exc.response.headers),
         )
     return UpstreamError(f"The model server answered {status}: {message or 'no details'}")
-
-
-def retry_after(headers: Any) -> float | None:
-    """Seconds to wait, from `retry-after-ms` or `retry-after` (seconds or a date)."""
-    value = headers.get("retry-after-ms")
-    if value:
-        try:
-            return max(0.0, float(value) / 1000)
-        except ValueError:
-            pass
-    value = headers.get("retry-after")
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())

@@ -14,7 +14,9 @@ caller, but only before the first event has been passed on.
 from __future__ import annotations
 
 import asyncio
+import email.utils
 import json
+import time
 import weakref
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -199,3 +201,28 @@ async def drain(stream: AsyncIterator[Any], timeout_s: float = DRAIN_TIMEOUT_S) 
 
 def collect_text(events: list[Event]) -> str:
     return "".join(e.text for e in events if isinstance(e, TextDelta))
+
+
+def retry_after(headers: Any) -> float | None:
+    """Seconds an upstream asks us to wait, from `retry-after-ms` or `retry-after`
+    (seconds or an HTTP date), as both Stainless SDKs read them."""
+    if headers is None:
+        return None
+    value = headers.get("retry-after-ms")
+    if value:
+        try:
+            return max(0.0, float(value) / 1000)
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())

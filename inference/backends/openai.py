@@ -8,7 +8,6 @@ estimate, and the record says so.
 
 from __future__ import annotations
 
-import email.utils
 import json
 import time
 from collections.abc import AsyncIterator
@@ -32,6 +31,7 @@ from inference.backends.base import (
     ToolCall,
     ToolCallEvent,
     Usage,
+    retry_after,
 )
 from inference.errors import (
     ApiError,
@@ -73,30 +73,6 @@ def token_limit_field(base_url: str | None) -> str:
     they get the field every one of them understands.
     """
     return "max_completion_tokens" if uses_openai_itself(base_url) else "max_tokens"
-
-
-def retry_after(headers: Any) -> float | None:
-    """Seconds to wait, from `retry-after-ms` or `retry-after` (seconds or a date)."""
-    if headers is None:
-        return None
-    value = headers.get("retry-after-ms")
-    if value:
-        try:
-            return max(0.0, float(value) / 1000)
-        except ValueError:
-            pass
-    value = headers.get("retry-after")
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
 
 
 def _upstream_message(exc: openai.APIError) -> str:

@@ -312,11 +312,12 @@ class FakeUpstream:
 
 # --- shared reply generator ----------------------------------------------------------
 
-REPLY_WORDS = (
+_REPLY = (
     "The torch flickers as you step into the hall . Somewhere below , water drips onto "
     "old stone , and a cold draft carries the smell of rain . A door stands ajar to the "
     "north , and a narrow stair winds down into the dark ."
-).split()
+)
+REPLY_WORDS = _REPLY.split(" ")
 
 
 def count_words(text: str) -> int:

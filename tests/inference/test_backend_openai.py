@@ -19,8 +19,9 @@ from inference.backends.base import (
     ToolCallEvent,
     Usage,
     collect_text,
+    retry_after,
 )
-from inference.backends.openai import OpenAIBackend, retry_after, token_limit_field
+from inference.backends.openai import OpenAIBackend, token_limit_field
 from inference.errors import (
     ConnectionFailed,
     InferenceTimeout,

@@ -54,10 +54,10 @@ def test_it_speaks_the_protocol_over_a_real_socket(live, openai_upstream):
             async with asyncio.timeout(15):
                 while len(ends) < 2:
                     message = json.loads(await ws.recv())
-                    if message["type"] == "stream_chunk" and message["id"] == "slow":
-                        if not cancelled:
-                            await ws.send(json.dumps({"type": "cancel", "id": "slow"}))
-                            cancelled = True
+                    slow_chunk = message["type"] == "stream_chunk" and message["id"] == "slow"
+                    if slow_chunk and not cancelled:
+                        await ws.send(json.dumps({"type": "cancel", "id": "slow"}))
+                        cancelled = True
                     if message["type"] == "stream_end":
                         ends[message["id"]] = message
             assert ends["quick"]["finish_reason"] in ("end_turn", "max_tokens")
