@@ -71,18 +71,23 @@ def game_update(
     players: list[User] | None = None,
     **fields: Any,
 ) -> Game:
-    """Change a game's settings and, with a package, replace its files."""
+    """Change a game's settings and, with a package, replace its files.
+
+    All or nothing: a package refused while it is unpacked leaves the settings
+    as they were too (the old files stay live).
+    """
     unknown = set(fields) - GAME_FIELDS
     if unknown:
         raise TypeError(f"unknown game fields: {', '.join(sorted(unknown))}")
-    for name, value in fields.items():
-        setattr(game, name, value)
-    if fields:
-        game.save(update_fields=[*fields, "updated_at"])
-    if players is not None:
-        game.players.set(players)
-    if package is not None:
-        game_package_install(game=game, package=package)
+    with transaction.atomic():
+        for name, value in fields.items():
+            setattr(game, name, value)
+        if fields:
+            game.save(update_fields=[*fields, "updated_at"])
+        if players is not None:
+            game.players.set(players)
+        if package is not None:
+            game_package_install(game=game, package=package)
     return game
 
 

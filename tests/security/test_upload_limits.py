@@ -124,3 +124,16 @@ def test_it_keeps_the_old_files_when_a_new_package_lies(owner, world):
     version = game.version
     game.refresh_from_db()
     assert game.version == version
+
+
+def test_it_keeps_the_old_settings_when_a_new_package_lies(owner, world):
+    client = Client()
+    client.force_login(owner)
+    game = world.open_game
+    upload = io.BytesIO(HOSTILE["lying size"].getvalue())
+    upload.name = "game.zip"
+    form = {"title": "Renamed by a refused edit", "visibility": "everyone", "package": upload}
+    response = client.post(f"/games/{game.slug}/edit/", form)
+    assert "package" in response.context["form"].errors
+    game.refresh_from_db()
+    assert game.title != "Renamed by a refused edit"
