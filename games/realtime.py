@@ -516,11 +516,17 @@ async def conversation_stream(
         sender=consumer.channel_name,
     )
     await consumer.send_json({**turn.action_message(), "id": request_id})
-    async for event in turn.events():
-        if isinstance(event, TextDelta) and event.text:
-            await consumer.send_json(
-                {"type": "stream_chunk", "id": request_id, **turn.tags(), "content": event.text}
-            )
+    try:
+        async for event in turn.events():
+            if isinstance(event, TextDelta) and event.text:
+                await consumer.send_json(
+                    {"type": "stream_chunk", "id": request_id, **turn.tags(), "content": event.text}
+                )
+    except asyncio.CancelledError:
+        # The player's own copy says what the room is told: which turn, what was
+        # counted, and that nothing was stored.
+        await consumer.send_cancelled(request_id, turn.run, **turn.tags(), stored=False)
+        raise
     await turn.store(turn.result)
     await consumer.send_json(
         {**stream_end_message(turn.result), **turn.tags(), "id": request_id, "stored": True}

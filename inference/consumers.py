@@ -51,6 +51,9 @@ class InferenceConsumer(AsyncJsonWebsocketConsumer):
 
     async def connect(self) -> None:
         self.tasks: dict[str, asyncio.Task] = {}
+        # Requests whose cancellation was already reported (with more detail,
+        # e.g. a room turn's), so it is not reported twice.
+        self.ended: set[str] = set()
         try:
             self.principal = await authenticate_scope(self.scope)
         except ApiError:
@@ -156,6 +159,7 @@ class InferenceConsumer(AsyncJsonWebsocketConsumer):
             return
         task = asyncio.create_task(self.run_inference(request_id, body, chat_request))
         self.tasks[request_id] = task
+        self.ended.discard(request_id)
         task.add_done_callback(lambda _: self.tasks.pop(request_id, None))
 
     async def cancel(self, request_id: Any) -> None:
@@ -191,16 +195,18 @@ class InferenceConsumer(AsyncJsonWebsocketConsumer):
         except ApiError as error:
             await self.send_error(request_id, error)
         except asyncio.CancelledError:
-            await self.send_cancelled(request_id, run)
+            if request_id not in self.ended:
+                await self.send_cancelled(request_id, run)
             raise
         except Exception:
             logger.exception("websocket request %s failed", request_id)
             await self.send_error(request_id, InvalidRequest("The request could not be handled."))
         await self.send_token_usage()
 
-    async def send_cancelled(self, request_id: str, run) -> None:
+    async def send_cancelled(self, request_id: str, run, **extra: Any) -> None:
         """A cancelled request ends with `stream_end`, finish reason `cancelled`,
         and what was counted (nothing, if it had not reached a backend yet)."""
+        self.ended.add(request_id)
         try:
             if run is not None:
                 message = {**stream_end_message(run.result), "id": request_id}
@@ -210,6 +216,7 @@ class InferenceConsumer(AsyncJsonWebsocketConsumer):
                     "id": request_id,
                     "usage": ChatResult(id="", model="", backend="").usage_dict(),
                 }
+            message.update(extra)
             message["finish_reason"] = "cancelled"
             await self.send_json(message)
             await self.send_token_usage()

@@ -217,6 +217,7 @@ async def test_it_cancels_a_turn_and_stores_nothing(room, settings):
     await alice.send_json_to({"type": "cancel", "id": "a1"})
     [*_, end, _] = await receive_until(alice, lambda m: m["type"] == "token_usage")
     assert end["type"] == "stream_end" and end["finish_reason"] == "cancelled"
+    assert end["stored"] is False and end["turn"] and end["usage"]["completion_tokens"] > 0
     [*_, their_end] = await receive_until(bob, turn_ended)
     assert their_end["finish_reason"] == "cancelled" and their_end["stored"] is False
     assert await stored(conversation) == []
