@@ -292,8 +292,14 @@ class ChatRun:
         while True:
             upstream = self.backend.stream(self.request)
             self._reached_backend = True
+            self._usage = None
             try:
                 self._first = await self._next(upstream)
+                # Opening usage figures are no answer yet: keep reading (and
+                # retrying on a fault) until the first text or tool call.
+                while isinstance(self._first, Usage):
+                    self._usage = self._first
+                    self._first = await self._next(upstream)
             except StopAsyncIteration:
                 self._first = None
             except UpstreamFailure as error:
@@ -320,7 +326,7 @@ class ChatRun:
                 await self._settle(error=error)
                 raise error from exc
             self._upstream = upstream
-            if self._first is not None:
+            if isinstance(self._first, TextDelta | ToolCallEvent):
                 self._first_at = time.monotonic()
             return
 

@@ -261,6 +261,9 @@ async def _events(upstream: Any) -> AsyncIterator[Event]:
         kind = event.type
         if kind == "message_start":
             _take_usage(usage, event.message.usage)
+            # The prompt's count is known now: if the answer is cut off later,
+            # this is what the upstream bills for it.
+            yield _usage_event(usage)
         elif kind == "content_block_start":
             block = event.content_block
             if block.type == "tool_use":
@@ -287,12 +290,7 @@ async def _events(upstream: Any) -> AsyncIterator[Event]:
             stop_reason = event.delta.stop_reason or stop_reason
             stop_sequence = event.delta.stop_sequence
         elif kind == "message_stop":
-            yield Usage(
-                prompt_tokens=usage.get("input_tokens", 0),
-                completion_tokens=usage.get("output_tokens", 0),
-                cache_write_tokens=usage.get("cache_creation_input_tokens", 0),
-                cache_read_tokens=usage.get("cache_read_input_tokens", 0),
-            )
+            yield _usage_event(usage)
             reason = stop_reason or "end_turn"
             yield Stop(STOP_REASONS.get(reason, reason), stop_sequence)
             # Up to the end of the body, so the connection goes back to the pool.
@@ -300,6 +298,15 @@ async def _events(upstream: Any) -> AsyncIterator[Event]:
             return
     # The SDK ends quietly on a cut stream, or on a body that was no SSE at all.
     raise UpstreamError("The model server ended the answer before it was complete.")
+
+
+def _usage_event(usage: dict[str, int]) -> Usage:
+    return Usage(
+        prompt_tokens=usage.get("input_tokens", 0),
+        completion_tokens=usage.get("output_tokens", 0),
+        cache_write_tokens=usage.get("cache_creation_input_tokens", 0),
+        cache_read_tokens=usage.get("cache_read_input_tokens", 0),
+    )
 
 
 def _take_usage(usage: dict[str, int], figures: Any) -> None:

@@ -1,8 +1,9 @@
 """The one small protocol every model backend speaks.
 
 A backend turns a normalized `ChatRequest` into an async stream of events:
-`TextDelta`s, whole `ToolCall`s, one `Usage` (the upstream's own figures) and
-one `Stop`. JSON, SSE, WebSocket and the compatible endpoints are renderings of
+`TextDelta`s, whole `ToolCall`s, `Usage` (the upstream's own figures: the last
+one is the whole answer's; an earlier one may give the prompt's count as soon as
+it is known) and one `Stop`. JSON, SSE, WebSocket and the compatible endpoints are renderings of
 this one stream; a non-streaming answer is the same stream collected.
 
 Backends raise only `inference.errors.UpstreamFailure` subclasses (or

@@ -102,7 +102,8 @@ async def test_it_collects_a_whole_answer(backend, anthropic_upstream):
     events = await collect(backend, chat())
 
     assert collect_text(events) == "The torch flickers as"
-    assert [e for e in events if isinstance(e, Usage)] == [Usage(3, 4)]
+    # The opening figures (prompt known, one output token), then the final ones.
+    assert [e for e in events if isinstance(e, Usage)] == [Usage(3, 1), Usage(3, 4)]
 
 
 async def test_it_reports_max_tokens(backend, anthropic_upstream):
@@ -127,7 +128,7 @@ async def test_it_counts_cache_tokens(backend, anthropic_upstream):
 
     events = await collect(backend, chat())
 
-    usage = next(e for e in events if isinstance(e, Usage))
+    usage = [e for e in events if isinstance(e, Usage)][-1]
     assert usage == Usage(3, 12, cache_write_tokens=7, cache_read_tokens=40)
     assert usage.total_tokens == 62
 
@@ -391,7 +392,7 @@ async def test_it_maps_an_error_event_mid_stream(backend, anthropic_upstream):
         async for event in backend.stream(chat()):
             received.append(event)
 
-    assert received == [TextDelta("The"), TextDelta(" torch")]
+    assert received == [Usage(3, 1), TextDelta("The"), TextDelta(" torch")]
     assert caught.value.retryable is True
 
 
@@ -403,7 +404,7 @@ async def test_it_maps_a_dropped_stream(backend, anthropic_upstream):
         async for event in backend.stream(chat()):
             received.append(event)
 
-    assert received == [TextDelta("The")]
+    assert received == [Usage(3, 1), TextDelta("The")]
 
 
 # --- connections -------------------------------------------------------------------------
@@ -414,6 +415,7 @@ async def test_it_closes_the_upstream_response_when_closed(backend, anthropic_up
     anthropic_upstream.token_delay = 0.02
     stream = backend.stream(chat(max_tokens=500))
 
+    assert await anext(stream) == Usage(3, 1)  # the prompt's count, known at once
     assert await anext(stream) == TextDelta("The")
     connections = anthropic_upstream.open_connections
     await stream.aclose()

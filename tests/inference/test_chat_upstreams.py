@@ -217,4 +217,8 @@ async def test_it_closes_the_upstream_when_the_caller_disconnects(owner, upstrea
     record = await only_record(owner)
     assert record.outcome == "cancelled"
     assert 0 < record.completion_tokens < 400
+    # The prompt's count is the upstream's own (sent before the cut); only the
+    # completion so far is estimated.
+    assert record.prompt_tokens == 1
+    assert record.estimated is True
     assert upstreams.anthropic.completed_streams == 0
