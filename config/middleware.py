@@ -151,3 +151,37 @@ class MessageMiddleware(_OnTheLoop, messages.MessageMiddleware):
     def _response_on_loop(self, request, response) -> bool:
         storage = getattr(request, "_messages", None)
         return storage is None or not (storage.used or storage.added_new)
+
+
+class ApiMethodNotAllowedMiddleware:
+    """A wrong method on an API path answers in the API's error shape.
+
+    django-ninja answers it with a plain-text 405; every other API error is
+    `{"error": {"code", "message"}}`, so this one is too (the `Allow` header kept).
+    """
+
+    sync_capable = False
+    async_capable = True
+
+    def __init__(self, get_response) -> None:
+        self.get_response = get_response
+        markcoroutinefunction(self)
+
+    async def __call__(self, request):
+        response = await self.get_response(request)
+        if response.status_code == 405 and request.path_info.startswith("/api/"):
+            content_type = response.get("Content-Type", "")
+            if not content_type.startswith("application/json") and "Allow" in response:
+                from django.http import JsonResponse
+
+                allowed = response["Allow"]
+                body = {
+                    "error": {
+                        "code": "INVALID_REQUEST",
+                        "message": f"{request.method} is not allowed here; use {allowed}.",
+                    }
+                }
+                json_response = JsonResponse(body, status=405)
+                json_response["Allow"] = allowed
+                return json_response
+        return response

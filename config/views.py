@@ -8,35 +8,29 @@ from __future__ import annotations
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views import defaults
 
-from inference.errors import ApiError, Forbidden, InvalidRequest, NotFound
+from inference.errors import Forbidden, InvalidRequest, NotFound
+from inference.rendering import error_response
 
 
 def _is_api(request: HttpRequest) -> bool:
     return request.path.startswith("/api/")
 
 
-def api_error_response(error: ApiError) -> JsonResponse:
-    response = JsonResponse(error.to_dict(), status=error.status)
-    for name, value in error.headers().items():
-        response[name] = value
-    return response
-
-
 def bad_request(request, exception=None, template_name="400.html"):
     if _is_api(request):
-        return api_error_response(InvalidRequest("Bad request."))
+        return error_response(InvalidRequest("Bad request."))
     return defaults.bad_request(request, exception)
 
 
 def permission_denied(request, exception=None, template_name="403.html"):
     if _is_api(request):
-        return api_error_response(Forbidden())
+        return error_response(Forbidden())
     return defaults.permission_denied(request, exception)
 
 
 def page_not_found(request, exception=None, template_name="404.html"):
     if _is_api(request):
-        return api_error_response(NotFound(f"No API endpoint at {request.path}."))
+        return error_response(NotFound(f"No API endpoint at {request.path}."))
     return defaults.page_not_found(request, exception)
 
 

@@ -163,3 +163,10 @@ async def test_it_attributes_usage_to_the_game_of_a_scoped_token(async_client, o
     assert response.status_code == 200
     [record] = await records(user=owner)
     assert record.game_id == game.pk
+
+
+async def test_it_rejects_get_in_the_error_shape(async_client, owner):
+    response = await async_client.get("/api/inference/chat")
+    assert response.status_code == 405
+    assert response["Allow"] == "POST"
+    assert response.json()["error"]["code"] == "INVALID_REQUEST"
