@@ -71,8 +71,11 @@ STREAM_START_GRACE_S = 30.0
 # queries (token lookup, reserve, settle) run on the one long-lived thread that
 # asgiref keeps for thread-sensitive code outside a request (the WebSocket
 # consumer's already ran there), with one connection that stays open: writes
-# are serialized by SQLite anyway. PostgreSQL keeps Django's default, since its
-# connections come from psycopg's pool and may work in parallel.
+# are serialized by SQLite anyway. On PostgreSQL they run on any thread of the
+# loop's pool, each call with a connection from psycopg's pool that it hands
+# back at its end: the calls work in parallel and owe nothing to the request,
+# so a settlement that outlives its request (the caller left) needs no thread
+# of the request's and leaves no connection behind.
 
 
 def _db_call(fn: Callable[..., Any], args: tuple, kwargs: dict) -> Any:
@@ -86,13 +89,23 @@ def _db_call(fn: Callable[..., Any], args: tuple, kwargs: dict) -> Any:
                 conn.close_if_unusable_or_obsolete()
 
 
+def _pooled_call(fn: Callable[..., Any], args: tuple, kwargs: dict) -> Any:
+    try:
+        return fn(*args, **kwargs)
+    finally:
+        # Back to psycopg's pool: the next call may run on another thread.
+        for conn in connections.all(initialized_only=True):
+            conn.close()
+
+
 async def run_db(fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
     """`fn(*args, **kwargs)`, sync ORM code, from async code (see above)."""
-    sqlite = settings.DATABASES["default"]["ENGINE"].endswith("sqlite3")
-    if not sqlite or getattr(AsyncToSync.executors, "current", None) is not None:
-        # PostgreSQL, or under async_to_sync (whose calling thread must run it).
+    if getattr(AsyncToSync.executors, "current", None) is not None:
+        # Under async_to_sync, whose calling thread must run it.
         return await sync_to_async(fn)(*args, **kwargs)
     loop = asyncio.get_running_loop()
+    if not settings.DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+        return await loop.run_in_executor(None, functools.partial(_pooled_call, fn, args, kwargs))
     return await loop.run_in_executor(
         SyncToAsync.single_thread_executor, functools.partial(_db_call, fn, args, kwargs)
     )
