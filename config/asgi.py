@@ -3,9 +3,11 @@
 import importlib
 import os
 
-from django.core.asgi import get_asgi_application
-
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+
+from config.handler import get_asgi_application
+
+# Django's ASGI handler, without a thread per request (config/handler.py).
 django_asgi_app = get_asgi_application()
 
 from channels.auth import AuthMiddlewareStack  # noqa: E402

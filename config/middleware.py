@@ -13,7 +13,7 @@ from django.conf import settings
 from django.contrib.auth import middleware as auth
 from django.contrib.messages import middleware as messages
 from django.contrib.sessions import middleware as sessions
-from django.middleware import common
+from django.middleware import clickjacking, common, csrf, security
 from whitenoise.middleware import WhiteNoiseMiddleware
 
 
@@ -92,8 +92,9 @@ class UserSessionsMiddleware:
 # Most of these hooks only read headers and set attributes or cookies; the classes
 # below run them on the event loop and keep the hop for the cases that reach the
 # database or the cache (which Django would refuse on the loop anyway).
-# SecurityMiddleware, CsrfViewMiddleware and XFrameOptionsMiddleware would gain
-# the same way (six hops), but `check --deploy` only recognizes them by name.
+# Django's deploy checks look for its security, CSRF and clickjacking
+# middleware by dotted path; config/checks.py makes the same checks for these
+# subclasses.
 
 
 class _OnTheLoop:
@@ -119,6 +120,46 @@ class _OnTheLoop:
             else:
                 response = await sync_to_async(self.process_response)(request, response)
         return response
+
+
+class SecurityMiddleware(_OnTheLoop, security.SecurityMiddleware):
+    """The HTTPS redirect and the security headers: no I/O."""
+
+
+class CsrfViewMiddleware(_OnTheLoop, csrf.CsrfViewMiddleware):
+    """The token is read from a cookie and headers; its checks are CPU only.
+
+    Two things do I/O and keep the hop: a CSRF secret kept in the session
+    (CSRF_USE_SESSIONS), and the form body that a POST's check reads, which for
+    a multipart upload means writing its files.
+    """
+
+    def __init__(self, get_response) -> None:
+        super().__init__(get_response)
+        if iscoroutinefunction(self):
+            # The handler calls an async `process_view` without a thread hop.
+            self.process_view = self._process_view_async
+
+    def _request_on_loop(self, request) -> bool:
+        return not settings.CSRF_USE_SESSIONS
+
+    def _response_on_loop(self, request, response) -> bool:
+        return not settings.CSRF_USE_SESSIONS
+
+    async def _process_view_async(self, request, callback, callback_args, callback_kwargs):
+        args = (request, callback, callback_args, callback_kwargs)
+        on_loop = not settings.CSRF_USE_SESSIONS and (
+            getattr(callback, "csrf_exempt", False)
+            or request.method in ("GET", "HEAD", "OPTIONS", "TRACE")
+            or not request.content_type.startswith("multipart/")
+        )
+        if on_loop:
+            return super().process_view(*args)
+        return await sync_to_async(super().process_view)(*args)
+
+
+class XFrameOptionsMiddleware(_OnTheLoop, clickjacking.XFrameOptionsMiddleware):
+    """One response header: no I/O."""
 
 
 class CommonMiddleware(_OnTheLoop, common.CommonMiddleware):

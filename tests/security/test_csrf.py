@@ -125,3 +125,49 @@ def test_it_needs_no_csrf_token_with_a_bearer_token(world, owner, friend):
         response = _api(api, method, url.format(**_urls(world)), body, **bearer)
         want = expected.get(method) or expected.get(url) or 200
         assert response.status_code == want, f"{method} {url}: {response.content[:300]}"
+
+
+# Under ASGI the CSRF middleware checks on the event loop (config/middleware.py);
+# the same forgeries are refused there, and a multipart upload (checked in a
+# thread, since reading its form writes files) passes with its token.
+
+
+async def test_it_refuses_forgeries_under_asgi_too(world, owner):
+    from asgiref.sync import sync_to_async
+    from django.test import AsyncClient
+
+    browser = AsyncClient(enforce_csrf_checks=True)
+    await browser.aforce_login(owner)
+    urls = await sync_to_async(_urls)(world)
+    before = await sync_to_async(_state)(world)
+    for method, url, body in API_WRITES:
+        data = json.dumps(body) if body is not None else None
+        response = await getattr(browser, method)(
+            url.format(**urls), data=data, content_type="application/json"
+        )
+        assert response.status_code == 403, f"{method} {url}: {response.status_code}"
+    for url, data in FORMS:
+        response = await browser.post(url.format(**urls), data)
+        assert response.status_code == 403, f"POST {url}: {response.status_code}"
+        upload = await browser.post(url.format(**urls), {**data, "package": b"x"})
+        assert upload.status_code == 403, f"multipart POST {url}: {upload.status_code}"
+    assert await sync_to_async(_state)(world) == before
+
+
+async def test_it_accepts_a_multipart_form_with_its_token_under_asgi(world, owner):
+    from asgiref.sync import sync_to_async
+    from django.core.files.uploadedfile import SimpleUploadedFile
+    from django.test import AsyncClient
+
+    from tests.security.conftest import INDEX, make_zip
+
+    browser = AsyncClient(enforce_csrf_checks=True)
+    await browser.aforce_login(owner)
+    await browser.get("/tokens/")
+    csrf = browser.cookies["csrftoken"].value
+    archive = make_zip({"index.html": INDEX, "game.js": b"1;"}).getvalue()
+    package = SimpleUploadedFile("game.zip", archive, content_type="application/zip")
+    form = {"title": "Uploaded", "slug": "uploaded", "visibility": "everyone", "package": package}
+    response = await browser.post("/games/publish/", {**form, "csrfmiddlewaretoken": csrf})
+    assert response.status_code == 302, response.content.decode()[:2000]
+    assert await sync_to_async(Game.objects.filter(slug="uploaded").exists)()
