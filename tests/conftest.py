@@ -55,6 +55,22 @@ def django_db_modify_db_settings():
         db.setdefault("TEST", {})["NAME"] = f"/tmp/vgp-test-{os.getpid()}.sqlite3"
 
 
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup):
+    """pytest-django's, closing what still holds the test database before it is
+    dropped (PostgreSQL refuses while anyone is connected): the connection of
+    asgiref's thread for sync code (async tests' ORM calls ran there) and
+    psycopg's pools."""
+    yield
+    from asgiref.sync import SyncToAsync
+    from django.db import connections
+
+    SyncToAsync.single_thread_executor.submit(connections.close_all).result(timeout=10)
+    for conn in connections.all():
+        if conn.settings_dict.get("OPTIONS", {}).get("pool"):
+            conn.close_pool()
+
+
 @pytest.fixture(autouse=True)
 def _isolated_cache():
     """Each test starts with an empty cache (rate-limit counters live there)."""
