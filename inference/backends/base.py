@@ -15,11 +15,11 @@ caller, but only before the first event has been passed on.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import email.utils
 import json
 import time
-import weakref
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
@@ -151,32 +151,75 @@ class Backend:
 class PerLoopClient:
     """One pooled upstream client per event loop, created lazily.
 
-    SDK clients hold an httpx pool bound to the loop they were first used on;
-    sharing one across loops breaks, creating one per request wastes a TCP (and
-    TLS) handshake each time. Keyed weakly, so a closed loop's client goes too.
+    SDK clients hold a connection pool (an aiohttp session for OpenAI and
+    Anthropic, an httpx pool for Ollama) bound to the loop they were first used
+    on; sharing one across loops breaks, creating one per request wastes a TCP
+    (and TLS) handshake each time.
+
+    A client is closed by `aclose()` on its loop, or else when its loop is shut
+    down: `asyncio.run` and `asyncio.Runner` (async_to_sync, pytest-asyncio,
+    uvicorn) close a loop's async generators before closing the loop, and each
+    client is watched by one that closes it. Left to the garbage collector
+    after its loop has closed, a pool could not close its sockets any more
+    (aiohttp logs "Unclosed client session"). Daphne's loop is never shut down:
+    its clients live as long as the process.
     """
 
-    def __init__(self, factory):
+    def __init__(self, factory: Callable[[], Any]):
         self._factory = factory
-        self._clients: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+        # Strong keys: a watcher refers to its loop (through the loop's
+        # finalizer hook), so weak keys would never be dropped anyway. An entry
+        # goes when its client is closed; one whose loop was closed without a
+        # shutdown (no runner) goes when the next client is made.
+        self._clients: dict[asyncio.AbstractEventLoop, tuple[Any, AsyncGenerator[None, None]]] = {}
 
     def get(self):
         loop = asyncio.get_running_loop()
-        client = self._clients.get(loop)
-        if client is None:
+        entry = self._clients.get(loop)
+        if entry is None:
+            self._forget_closed_loops()
             client = self._factory()
-            self._clients[loop] = client
-        return client
+            entry = self._clients[loop] = (client, self._watch(loop, client))
+        return entry[0]
 
     async def aclose(self) -> None:
-        loop = asyncio.get_running_loop()
-        client = self._clients.pop(loop, None)
-        if client is not None:
-            close = getattr(client, "close", None) or getattr(client, "aclose", None)
-            if close is not None:
-                result = close()
-                if asyncio.iscoroutine(result):
-                    await result
+        """Close this loop's client (the next `get()` makes a new one)."""
+        entry = self._clients.pop(asyncio.get_running_loop(), None)
+        if entry is not None:
+            await entry[1].aclose()
+
+    def _watch(self, loop: asyncio.AbstractEventLoop, client: Any) -> AsyncGenerator[None, None]:
+        """An async generator that closes `client` when it is closed, started on
+        the running loop so the loop tracks it and closes it on shutdown."""
+
+        async def watcher() -> AsyncGenerator[None, None]:
+            try:
+                yield
+            finally:
+                if self._clients.get(loop, (None,))[0] is client:
+                    self._clients.pop(loop, None)
+                await _close_client(client)
+
+        generator = watcher()
+        # The first step runs the loop's `firstiter` hook (which registers the
+        # generator for `shutdown_asyncgens`) and stops at the `yield`.
+        with contextlib.suppress(StopIteration):
+            generator.asend(None).send(None)
+        return generator
+
+    def _forget_closed_loops(self) -> None:
+        # `list()` first: other threads' loops (async_to_sync) add entries.
+        for loop in list(self._clients):
+            if loop.is_closed():
+                self._clients.pop(loop, None)
+
+
+async def _close_client(client: Any) -> None:
+    close = getattr(client, "close", None) or getattr(client, "aclose", None)
+    if close is not None:
+        result = close()
+        if asyncio.iscoroutine(result):
+            await result
 
 
 # How long a backend waits, after an answer's last event, for the rest of the

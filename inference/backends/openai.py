@@ -1,9 +1,9 @@
 """The OpenAI-compatible backend: OpenAI itself, Groq, vLLM, llama.cpp server…
 
-Built on the official `openai` SDK's `AsyncOpenAI`, one pooled client per event
-loop. Every answer is streamed upstream with `include_usage`, so that the usage
-record holds the server's own counts; a server that ignores the option gets an
-estimate, and the record says so.
+Built on the official `openai` SDK's `AsyncOpenAI` over its aiohttp transport,
+one pooled client per event loop. Every answer is streamed upstream with
+`include_usage`, so that the usage record holds the server's own counts; a
+server that ignores the option gets an estimate, and the record says so.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
+import aiohttp
 import openai
 from django.conf import settings
 
@@ -82,11 +83,35 @@ def _upstream_message(exc: openai.APIError) -> str:
     return exc.message
 
 
-def map_error(exc: openai.APIError, *, started: bool = False) -> ApiError:
-    """The platform error for an SDK error. `started`: the answer had begun."""
-    if isinstance(exc, openai.APITimeoutError):
+# What a failed call through the SDK raises: the SDK's own errors, and the
+# aiohttp errors its aiohttp transport has no mapping for (a reply that is not
+# HTTP at all), which pass through the SDK as they are.
+SDK_ERRORS = (openai.APIError, aiohttp.ClientError)
+
+
+def _timed_out(exc: openai.APITimeoutError) -> bool:
+    """Whether a reported timeout is one.
+
+    The SDK's aiohttp transport (httpx-aiohttp 0.2.0, as vendored by `openai`)
+    maps every aiohttp connection error, a refused connection or a socket
+    closed before the answer included, to `httpx2.ConnectTimeout`, which the SDK
+    reports as `APITimeoutError`. The aiohttp error underneath tells: only its
+    timeouts are `TimeoutError`s.
+    """
+    cause = exc.__cause__
+    while cause is not None:
+        if isinstance(cause, aiohttp.ClientError):
+            return isinstance(cause, TimeoutError)
+        cause = cause.__cause__
+    return True
+
+
+def map_error(exc: openai.APIError | aiohttp.ClientError, *, started: bool = False) -> ApiError:
+    """The platform error for an SDK (or transport) error. `started`: the answer
+    had begun."""
+    if isinstance(exc, openai.APITimeoutError) and _timed_out(exc):
         return InferenceTimeout()
-    if isinstance(exc, openai.APIConnectionError):
+    if isinstance(exc, openai.APIConnectionError | aiohttp.ClientError):
         if started:
             return UpstreamError("The model server broke off the answer.", retryable=True)
         return ConnectionFailed()
@@ -213,13 +238,18 @@ class OpenAIBackend(Backend):
     # --- the client ----------------------------------------------------------------
 
     def _new_client(self) -> openai.AsyncOpenAI:
+        timeout = openai.Timeout(self.timeout, connect=min(self.connect_timeout, self.timeout))
         return openai.AsyncOpenAI(
             api_key=self.api_key,
             base_url=self.base_url,
             # The platform retries (before the first token only) and fails over
             # itself; SDK retries underneath would multiply its attempts.
             max_retries=0,
-            timeout=openai.Timeout(self.timeout, connect=min(self.connect_timeout, self.timeout)),
+            timeout=timeout,
+            # The SDK's aiohttp transport costs less CPU per call than its
+            # default httpx2 one. Of the SDK's pool limits, aiohttp keeps the
+            # cap on connections and the 5 s keep-alive, not the idle cap.
+            http_client=openai.DefaultAioHttpClient(timeout=timeout),
         )
 
     def client(self) -> openai.AsyncOpenAI:
@@ -284,7 +314,7 @@ class OpenAIBackend(Backend):
         body = self.request_body(request)
         try:
             upstream = await self._open_stream(body)
-        except openai.APIError as exc:
+        except SDK_ERRORS as exc:
             raise map_error(exc) from exc
 
         texts: list[str] = []
@@ -323,7 +353,7 @@ class OpenAIBackend(Backend):
                             stop_string = self._matched_stop(choice, request)
                             for call in self._finished_calls(calls):
                                 yield ToolCallEvent(call)
-            except openai.APIError as exc:
+            except SDK_ERRORS as exc:
                 raise map_error(exc, started=started) from exc
             except (ValueError, AttributeError, TypeError) as exc:
                 # Not JSON, or JSON that is no chunk: not a compatible server.
@@ -432,7 +462,7 @@ class OpenAIBackend(Backend):
             return list(self._models)
         try:
             page = await self.client().models.list()
-        except openai.APIError as exc:
+        except SDK_ERRORS as exc:
             self._models_failed_at = now
             raise map_error(exc) from exc
         except ValueError as exc:
@@ -457,6 +487,6 @@ class OpenAIBackend(Backend):
     async def health(self) -> bool:
         try:
             await self.client().models.list(timeout=min(HEALTH_TIMEOUT_S, self.timeout))
-        except (openai.APIError, ValueError):
+        except (*SDK_ERRORS, ValueError):
             return False
         return True

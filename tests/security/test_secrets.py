@@ -28,7 +28,7 @@ OPENAI_KEY = "sk-vgp-SECRET-openai-91c2d4"
 MODELS = {"anthropic": "claude-sonnet-5-5", "openai": "gpt-test", "ollama": "qwen3:0.6b"}
 LOGGERS = (
     *("", "django", "django.request", "django.server", "daphne", "asyncio"),
-    *("httpx", "httpcore", "httpx2", "httpcore2", "anthropic", "openai", "ollama"),
+    *("httpx", "httpcore", "httpx2", "httpcore2", "aiohttp", "anthropic", "openai", "ollama"),
     *("inference", "accounts", "games", "usage", "allauth", "channels"),
 )
 
