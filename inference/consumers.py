@@ -201,7 +201,7 @@ class InferenceConsumer(AsyncJsonWebsocketConsumer):
         except Exception:
             logger.exception("websocket request %s failed", request_id)
             await self.send_error(request_id, InvalidRequest("The request could not be handled."))
-        await self.send_token_usage()
+        await self.send_token_usage(run)
 
     async def send_cancelled(self, request_id: str, run, **extra: Any) -> None:
         """A cancelled request ends with `stream_end`, finish reason `cancelled`,
@@ -219,17 +219,22 @@ class InferenceConsumer(AsyncJsonWebsocketConsumer):
             message.update(extra)
             message["finish_reason"] = "cancelled"
             await self.send_json(message)
-            await self.send_token_usage()
+            await self.send_token_usage(run)
         except Exception:  # the socket may be gone already
             pass
 
-    async def send_token_usage(self) -> None:
-        from usage.selectors import ausage_summary
+    async def send_token_usage(self, run=None) -> None:
+        """The user's quota figures after a request: limits, used, reserved and
+        remaining tokens. Those of the request's own settlement when it has one
+        (no query), else read (two small queries)."""
+        from usage.selectors import ausage_quota
 
         assert self.principal is not None
         try:
-            summary = await ausage_summary(user=self.principal.user)
-            await self.send_json({"type": "token_usage", "usage": summary})
+            figures = run.result.quota if run is not None else None
+            if not figures:
+                figures = await ausage_quota(user=self.principal.user)
+            await self.send_json({"type": "token_usage", "usage": figures})
         except Exception:
             logger.debug("sending token_usage failed", exc_info=True)
 

@@ -104,27 +104,18 @@ def _money(value: Decimal | None) -> float:
     return float(round(value or ZERO, 6))
 
 
-def usage_summary(*, user: User, now: datetime | None = None) -> dict[str, Any]:
-    """The user's limits, counted usage, reservations in flight, cost, and model
-    breakdown, in the shape of DESIGN.md's `GET /api/inference/usage`.
-
-    `used` are the counters the limits are checked against (a reset clears them);
-    costs come from the usage records, which a reset keeps.
-    """
+def usage_quota(*, user: User, now: datetime | None = None) -> dict[str, Any]:
+    """The user's limits, counted usage, reservations in flight and what is left:
+    two small queries, whatever the user's history (the WebSocket's
+    `token_usage`; the settlement returns the same figures as `quota_after`)."""
     now = now or timezone.now()
     today = usage_day(now)
     quota = UserQuota.objects.filter(user=user).first()
     used_total = quota.total_used if quota else 0
     used_today = quota.day_used if quota and quota.day == today else 0
-
     held = QuotaReservation.objects.filter(user=user, expires_at__gt=now).aggregate(
         total=Coalesce(Sum("tokens"), 0),
         today=Coalesce(Sum("tokens", filter=Q(day=today)), 0),
-    )
-    records = UsageRecord.objects.filter(user=user)
-    cost = records.aggregate(
-        total=Sum("cost_usd"),
-        today=Sum("cost_usd", filter=Q(day=today)),
     )
     limits = {"total": user.effective_token_limit, "daily": user.effective_daily_token_limit}
     return {
@@ -135,8 +126,31 @@ def usage_summary(*, user: User, now: datetime | None = None) -> dict[str, Any]:
             "total": _remaining(limits["total"], used_total, held["total"]),
             "today": _remaining(limits["daily"], used_today, held["today"]),
         },
-        "cost_usd": {"total": _money(cost["total"]), "today": _money(cost["today"])},
         "resets_at": day_resets_at(today).isoformat(),
+    }
+
+
+async def ausage_quota(*, user: User, now: datetime | None = None) -> dict[str, Any]:
+    return await sync_to_async(usage_quota)(user=user, now=now)
+
+
+def usage_summary(*, user: User, now: datetime | None = None) -> dict[str, Any]:
+    """The user's limits, counted usage, reservations in flight, cost, and model
+    breakdown, in the shape of DESIGN.md's `GET /api/inference/usage`.
+
+    `used` are the counters the limits are checked against (a reset clears them);
+    costs come from the usage records, which a reset keeps.
+    """
+    now = now or timezone.now()
+    today = usage_day(now)
+    quota = usage_quota(user=user, now=now)
+    cost = UsageRecord.objects.filter(user=user).aggregate(
+        total=Sum("cost_usd"),
+        today=Sum("cost_usd", filter=Q(day=today)),
+    )
+    return {
+        **quota,
+        "cost_usd": {"total": _money(cost["total"]), "today": _money(cost["today"])},
         "by_model": [
             {"model": row["model"], "tokens": row["tokens"], "cost_usd": _money(row["cost"])}
             for row in usage_by_model(user=user)

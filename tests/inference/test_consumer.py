@@ -81,9 +81,24 @@ async def test_it_streams_chunks_then_stream_end_then_token_usage(owner):
     assert all(m["id"] == "r1" for m in messages[:-1])
     end = messages[-2]
     assert end["usage"]["completion_tokens"] > 0
-    assert messages[-1]["usage"]["used"]["today"] == end["usage"]["total_tokens"]
+    figures = messages[-1]["usage"]
+    assert figures["used"]["today"] == end["usage"]["total_tokens"]
+    assert set(figures) == {"limits", "used", "reserved", "remaining", "resets_at"}
+    assert figures == end["quota"]  # the settlement's own figures, no second read
     await communicator.disconnect()
     assert await sync_to_async(UsageRecord.objects.filter(user=owner).count)() == 1
+
+
+async def test_it_sends_the_quota_figures_after_a_refused_request_too(owner):
+    from usage.selectors import ausage_quota
+
+    token = await make_token(owner)
+    communicator = await connect(token)
+    await communicator.send_json_to(inference("r1", model="no-such-model"))
+    messages = await receive_until(communicator, "token_usage")
+    assert [m["type"] for m in messages] == ["error", "token_usage"]
+    assert messages[-1]["usage"] == await ausage_quota(user=owner)
+    await communicator.disconnect()
 
 
 async def test_it_runs_two_requests_at_once_on_one_socket(owner, settings):
