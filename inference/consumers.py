@@ -12,6 +12,7 @@ import json
 import logging
 from typing import Any
 
+from channels.consumer import get_handler_name
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 from pydantic import ValidationError
@@ -48,6 +49,25 @@ def _validation_message(exc: ValidationError) -> str:
 
 class InferenceConsumer(AsyncJsonWebsocketConsumer):
     principal: Principal | None = None
+
+    async def dispatch(self, message: dict) -> None:
+        """Channels' dispatch, without its database clean-up on SQLite.
+
+        Before every message Channels closes the database connections of
+        asgiref's thread for sync code that are past `CONN_MAX_AGE`, which is 0:
+        all of them. On SQLite that thread holds the one long-lived connection
+        the gateway's queries share (`inference.services.run_db`), so every
+        message reopened the database file. There the connection is kept, and
+        `run_db` drops it if a query breaks it. On PostgreSQL Channels' clean-up
+        stays: it hands that thread's connection back to the pool.
+        """
+        if not settings.DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+            await super().dispatch(message)
+            return
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
 
     async def connect(self) -> None:
         self.tasks: dict[str, asyncio.Task] = {}

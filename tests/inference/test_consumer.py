@@ -211,3 +211,39 @@ async def test_it_reports_quota_errors_by_id(owner):
     messages = await receive_until(communicator, "error", "q1")
     assert messages[-1]["error"]["code"] == "QUOTA_EXCEEDED"
     await communicator.disconnect()
+
+
+async def test_it_keeps_the_gateways_sqlite_connection_between_messages(db, settings):
+    """The gateway's queries share one long-lived SQLite connection on asgiref's
+    sync thread (inference.services.run_db); handling a message must not close
+    it. (Driven directly: the test communicator runs a consumer's sync code on a
+    thread of its own, the servers on that shared thread.)"""
+    import json
+
+    from asgiref.sync import SyncToAsync
+    from django.db import connections
+
+    from inference.consumers import InferenceConsumer
+
+    if not settings.DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+        pytest.skip("SQLite's shared connection; PostgreSQL's come from its pool")
+
+    def shared_connection(open_it=False):
+        if open_it:
+            connections["default"].ensure_connection()
+        return connections["default"].connection
+
+    loop = asyncio.get_running_loop()
+    executor = SyncToAsync.single_thread_executor
+    first = await loop.run_in_executor(executor, shared_connection, True)
+    consumer = InferenceConsumer()
+    consumer.scope = {"type": "websocket", "path": "/ws/inference/"}
+    sent = []
+
+    async def base_send(message):
+        sent.append(message)
+
+    consumer.base_send = base_send
+    await consumer.dispatch({"type": "websocket.receive", "text": json.dumps({"type": "ping"})})
+    assert json.loads(sent[0]["text"]) == {"type": "pong"}
+    assert first is not None and await loop.run_in_executor(executor, shared_connection) is first
