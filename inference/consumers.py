@@ -22,7 +22,7 @@ from inference.backends.base import TextDelta
 from inference.errors import ApiError, InvalidRequest, PayloadTooLarge, RateLimitExceeded
 from inference.rendering import stream_end_message
 from inference.schemas import ChatIn, normalize_chat
-from inference.services import ChatResult, chat_start
+from inference.services import ChatResult, chat_start, uses_sqlite
 
 logger = logging.getLogger(__name__)
 
@@ -61,7 +61,7 @@ class InferenceConsumer(AsyncJsonWebsocketConsumer):
         `run_db` drops it if a query breaks it. On PostgreSQL Channels' clean-up
         stays: it hands that thread's connection back to the pool.
         """
-        if not settings.DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+        if not uses_sqlite():
             await super().dispatch(message)
             return
         handler = getattr(self, get_handler_name(message), None)

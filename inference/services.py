@@ -89,6 +89,12 @@ def _db_call(fn: Callable[..., Any], args: tuple, kwargs: dict) -> Any:
                 conn.close_if_unusable_or_obsolete()
 
 
+def uses_sqlite() -> bool:
+    """Whether the database is SQLite: then the gateway's queries share one
+    long-lived connection on one thread (see above)."""
+    return settings.DATABASES["default"]["ENGINE"].endswith("sqlite3")
+
+
 def _pooled_call(fn: Callable[..., Any], args: tuple, kwargs: dict) -> Any:
     try:
         return fn(*args, **kwargs)
@@ -104,7 +110,7 @@ async def run_db(fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
         # Under async_to_sync, whose calling thread must run it.
         return await sync_to_async(fn)(*args, **kwargs)
     loop = asyncio.get_running_loop()
-    if not settings.DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+    if not uses_sqlite():
         return await loop.run_in_executor(None, functools.partial(_pooled_call, fn, args, kwargs))
     return await loop.run_in_executor(
         SyncToAsync.single_thread_executor, functools.partial(_db_call, fn, args, kwargs)

@@ -1,24 +1,23 @@
 """Usage, quotas and cost: the only place these rules live.
 
-CONTRACT (implemented by the usage work; the gateway in inference/services.py
-calls exactly these):
+CONTRACT (the gateway in inference/services.py calls exactly these, from async
+code through `inference.services.run_db`, which picks the thread and connection):
 
 - `estimate_prompt_tokens(request: ChatRequest) -> int`: a conservative upper
   bound of the prompt's tokens (UTF-8 bytes of all text, plus overheads per
   message and for tools), so settled usage cannot pass a limit.
-- `quota_reserve(*, user, game=None, prompt_estimate, max_tokens) -> Reservation`
-  (sync; `aquota_reserve` is the async twin): atomically checks the user's total
-  and daily limits and the game's per-player daily limit against counted usage
-  plus live reservations, lowers `max_tokens` to what is left, raises
-  `inference.errors.QuotaExceeded` (naming the limit and when it resets) when
-  fewer than QUOTA_MIN_COMPLETION_TOKENS would be left, and records a
-  reservation that expires after QUOTA_RESERVATION_TTL_S.
+- `quota_reserve(*, user, game=None, prompt_estimate, max_tokens) -> Reservation`:
+  atomically checks the user's total and daily limits and the game's per-player
+  daily limit against counted usage plus live reservations, lowers `max_tokens`
+  to what is left, raises `inference.errors.QuotaExceeded` (naming the limit and
+  when it resets) when fewer than QUOTA_MIN_COMPLETION_TOKENS would be left, and
+  records a reservation that expires after QUOTA_RESERVATION_TTL_S.
 - `quota_settle(*, reservation, usage: Usage, outcome, error_code="", backend,
-  model, token=None, latency_ms, ttft_ms) -> UsageRecord` (+ `aquota_settle`):
-  frees the reservation, adds the true counts to the counters and writes the
-  one usage record, with its cost, in one transaction.
-- `quota_release(*, reservation) -> None` (+ `aquota_release`): frees a
-  reservation for a request that never reached a backend.
+  model, token=None, latency_ms, ttft_ms) -> UsageRecord`: frees the reservation,
+  adds the true counts to the counters and writes the one usage record, with its
+  cost, in one transaction.
+- `quota_release(*, reservation) -> None`: frees a reservation for a request that
+  never reached a backend.
 - `rate_limit_hit(*, user) -> None` (+ async twin `arate_limit_hit`): counts one
   inference request on the shared cache; raises `RateLimitExceeded` with
   `retry_after` when over the user's per-minute rate.
@@ -605,52 +604,6 @@ def release_expired_reservations(*, now: datetime | None = None) -> int:
     now = now or timezone.now()
     deleted, _ = QuotaReservation.objects.filter(expires_at__lte=now).delete()
     return deleted
-
-
-# Async twins for the request path: one thread hop per call (the default
-# thread-sensitive executor, where Django's ORM runs).
-
-
-async def aquota_reserve(
-    *,
-    user: User,
-    game: Game | None = None,
-    prompt_estimate: int,
-    max_tokens: int,
-    now: datetime | None = None,
-) -> Reservation:
-    return await sync_to_async(quota_reserve)(
-        user=user, game=game, prompt_estimate=prompt_estimate, max_tokens=max_tokens, now=now
-    )
-
-
-async def aquota_settle(
-    *,
-    reservation: Reservation,
-    usage: Usage,
-    outcome: str,
-    error_code: str = "",
-    backend: str,
-    model: str,
-    token: ApiToken | None = None,
-    latency_ms: int,
-    ttft_ms: int | None = None,
-) -> UsageRecord:
-    return await sync_to_async(quota_settle)(
-        reservation=reservation,
-        usage=usage,
-        outcome=outcome,
-        error_code=error_code,
-        backend=backend,
-        model=model,
-        token=token,
-        latency_ms=latency_ms,
-        ttft_ms=ttft_ms,
-    )
-
-
-async def aquota_release(*, reservation: Reservation) -> None:
-    await sync_to_async(quota_release)(reservation=reservation)
 
 
 # --- Counters a reset or an administrator changes ----------------------------------

@@ -213,7 +213,7 @@ async def test_it_reports_quota_errors_by_id(owner):
     await communicator.disconnect()
 
 
-async def test_it_keeps_the_gateways_sqlite_connection_between_messages(db, settings):
+async def test_it_keeps_the_gateways_sqlite_connection_between_messages(db):
     """The gateway's queries share one long-lived SQLite connection on asgiref's
     sync thread (inference.services.run_db); handling a message must not close
     it. (Driven directly: the test communicator runs a consumer's sync code on a
@@ -224,8 +224,9 @@ async def test_it_keeps_the_gateways_sqlite_connection_between_messages(db, sett
     from django.db import connections
 
     from inference.consumers import InferenceConsumer
+    from inference.services import uses_sqlite
 
-    if not settings.DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+    if not uses_sqlite():
         pytest.skip("SQLite's shared connection; PostgreSQL's come from its pool")
 
     def shared_connection(open_it=False):

@@ -6,14 +6,13 @@ from decimal import Decimal
 import pytest
 
 from inference.backends.base import Usage
+from inference.services import run_db
 from tests.factories import ApiTokenFactory, UserFactory
 from tests.usage.conftest import NOON
 from usage.clock import day_resets_at, usage_day
 from usage.models import GameQuota, ModelPrice, QuotaReservation, UsageRecord, UserQuota
 from usage.services import (
-    aquota_release,
-    aquota_reserve,
-    aquota_settle,
+    quota_release,
     quota_reserve,
     quota_settle,
 )
@@ -127,13 +126,14 @@ def test_it_keeps_the_counters_equal_to_the_records(game):
 
 
 @pytest.mark.django_db(transaction=True)
-async def test_it_reserves_settles_and_releases_from_async_code():
+async def test_it_reserves_settles_and_releases_from_async_code_through_run_db():
     user = await UserFactory._meta.model.objects.acreate(
         username="async-player", daily_token_limit=1000
     )
-    reservation = await aquota_reserve(user=user, prompt_estimate=100, max_tokens=2000)
+    reservation = await run_db(quota_reserve, user=user, prompt_estimate=100, max_tokens=2000)
     assert reservation.max_tokens == 900
-    record = await aquota_settle(
+    record = await run_db(
+        quota_settle,
         reservation=reservation,
         usage=Usage(prompt_tokens=40, completion_tokens=60),
         outcome="ok",
@@ -143,8 +143,8 @@ async def test_it_reserves_settles_and_releases_from_async_code():
         ttft_ms=1,
     )
     assert record.total_tokens == 100
-    second = await aquota_reserve(user=user, prompt_estimate=100, max_tokens=2000)
-    await aquota_release(reservation=second)
+    second = await run_db(quota_reserve, user=user, prompt_estimate=100, max_tokens=2000)
+    await run_db(quota_release, reservation=second)
     assert await QuotaReservation.objects.acount() == 0
     assert (await UserQuota.objects.aget(user=user)).total_used == 100
 
