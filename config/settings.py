@@ -340,7 +340,7 @@ LOGGING = {
         "django.channels.server": {"level": "WARNING"},
         "daphne": {"level": "WARNING"},
         "httpx": {"level": "WARNING"},
-        # The HTTP client of the openai and anthropic SDKs: at INFO it logs a line
+        # The HTTP client of the anthropic SDK: at INFO it logs a line
         # per upstream request, noise in production and CPU on every request.
         "httpx2": {"level": "WARNING"},
     },

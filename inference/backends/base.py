@@ -151,8 +151,8 @@ class Backend:
 class PerLoopClient:
     """One pooled upstream client per event loop, created lazily.
 
-    SDK clients hold a connection pool (an aiohttp session for OpenAI and
-    Anthropic, an httpx pool for Ollama) bound to the loop they were first used
+    Upstream clients hold a connection pool (an aiohttp session for OpenAI and
+    the Anthropic SDK, an httpx pool for the Ollama SDK) bound to the loop they were first used
     on; sharing one across loops breaks, creating one per request wastes a TCP
     (and TLS) handshake each time.
 

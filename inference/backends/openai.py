@@ -1,9 +1,12 @@
 """The OpenAI-compatible backend: OpenAI itself, Groq, vLLM, llama.cpp server…
 
-Built on the official `openai` SDK's `AsyncOpenAI` over its aiohttp transport,
-one pooled client per event loop. Every answer is streamed upstream with
-`include_usage`, so that the usage record holds the server's own counts; a
-server that ignores the option gets an estimate, and the record says so.
+Spoken over plain aiohttp, one pooled session per event loop: a chat completion
+is one POST whose answer is a stream of server-sent JSON chunks, and the
+official SDK's request building and response layers cost more CPU than the rest
+of a proxied call together (`docs/decisions.md`, "Serving"). Every answer is
+streamed upstream with `include_usage`, so that the usage record holds the
+server's own counts; a server that ignores the option gets an estimate, and the
+record says so.
 """
 
 from __future__ import annotations
@@ -16,7 +19,6 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
-import openai
 from django.conf import settings
 
 from inference.backends.base import (
@@ -32,8 +34,10 @@ from inference.backends.base import (
     ToolCall,
     ToolCallEvent,
     Usage,
+    drain,
     retry_after,
 )
+from inference.backends.sse import sse_events
 from inference.errors import (
     ApiError,
     ConnectionFailed,
@@ -44,13 +48,22 @@ from inference.errors import (
     UpstreamFailure,
 )
 
+DEFAULT_BASE_URL = "https://api.openai.com/v1"
 MODELS_CACHE_S = 60.0
 # After a failed model listing, routing asks again only after this long, so a
 # server that is down does not cost a connect timeout on every request.
 MODELS_RETRY_S = 5.0
 HEALTH_TIMEOUT_S = 3.0
-# What a key-less client sends: local servers ignore it, the SDK insists on one.
+# What a key-less client sends: local servers ignore it, OpenAI refuses it.
 NO_KEY = "none"
+# The pool: connections open at once (each stream holds one) and how long an
+# idle one is kept, as the official SDK sets them.
+MAX_CONNECTIONS = 1000
+KEEPALIVE_S = 5.0
+USER_AGENT = "vanilla-game-platform"
+# How much of an error answer is read, and quoted when it is not JSON.
+ERROR_BODY_LIMIT = 64 * 1024
+QUOTED_BODY = 300
 
 FINISH_REASONS = {
     "stop": "end_turn",
@@ -59,6 +72,10 @@ FINISH_REASONS = {
     "function_call": "tool_use",
     "content_filter": "refusal",
 }
+
+# What a failed exchange raises: aiohttp's errors (a refused or dropped
+# connection, a reply that is not HTTP) and its timeouts.
+TRANSPORT_ERRORS = (aiohttp.ClientError, TimeoutError)
 
 
 def uses_openai_itself(base_url: str | None) -> bool:
@@ -76,75 +93,83 @@ def token_limit_field(base_url: str | None) -> str:
     return "max_completion_tokens" if uses_openai_itself(base_url) else "max_tokens"
 
 
-def _upstream_message(exc: openai.APIError) -> str:
-    body = exc.body
-    if isinstance(body, dict) and isinstance(body.get("message"), str):
-        return body["message"]
-    return exc.message
-
-
-# What a failed call through the SDK raises: the SDK's own errors, and the
-# aiohttp errors its aiohttp transport has no mapping for (a reply that is not
-# HTTP at all), which pass through the SDK as they are.
-SDK_ERRORS = (openai.APIError, aiohttp.ClientError)
-
-
-def _timed_out(exc: openai.APITimeoutError) -> bool:
-    """Whether a reported timeout is one.
-
-    The SDK's aiohttp transport (httpx-aiohttp 0.2.0, as vendored by `openai`)
-    maps every aiohttp connection error, a refused connection or a socket
-    closed before the answer included, to `httpx2.ConnectTimeout`, which the SDK
-    reports as `APITimeoutError`. The aiohttp error underneath tells: only its
-    timeouts are `TimeoutError`s.
-    """
-    cause = exc.__cause__
-    while cause is not None:
-        if isinstance(cause, aiohttp.ClientError):
-            return isinstance(cause, TimeoutError)
-        cause = cause.__cause__
-    return True
-
-
-def map_error(exc: openai.APIError | aiohttp.ClientError, *, started: bool = False) -> ApiError:
-    """The platform error for an SDK (or transport) error. `started`: the answer
-    had begun."""
-    if isinstance(exc, openai.APITimeoutError) and _timed_out(exc):
+def transport_error(exc: aiohttp.ClientError | TimeoutError, *, started: bool = False) -> ApiError:
+    """The platform error for a failed exchange. `started`: the answer had begun."""
+    if isinstance(exc, TimeoutError):
         return InferenceTimeout()
-    if isinstance(exc, openai.APIConnectionError | aiohttp.ClientError):
-        if started:
-            return UpstreamError("The model server broke off the answer.", retryable=True)
-        return ConnectionFailed()
-    if isinstance(exc, openai.APIStatusError):
-        status = exc.status_code
-        message = _upstream_message(exc)
-        details = {"upstream_status": status}
-        if exc.request_id:
-            details["upstream_request_id"] = exc.request_id
-        if status == 429 or status >= 500 or status in (408, 409):
-            return UpstreamError(
-                f"The model server is busy or failing ({status}): {message}",
-                retryable=True,
-                retry_after=retry_after(exc.response.headers),
-                details=details,
-            )
-        if status == 404 and (exc.code == "model_not_found" or "model" in message.lower()):
-            return ModelNotAvailable(message)
-        if status in (400, 413, 422):
-            return InvalidRequest(message)
-        if status in (401, 403):
-            # The key is the platform's, not the caller's: an operator must act.
-            return UpstreamError(
-                f"The model server refused the platform's credentials ({status}).",
-                retryable=False,
-                details=details,
-            )
+    if started:
+        return UpstreamError("The model server broke off the answer.", retryable=True)
+    return ConnectionFailed()
+
+
+def _error_object(body: bytes) -> dict[str, Any] | None:
+    """The `error` object of an OpenAI-style error body, or None."""
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return None
+    if not isinstance(data, dict):
+        return None
+    error = data.get("error", data)
+    if isinstance(error, str):
+        return {"message": error}
+    return error if isinstance(error, dict) else None
+
+
+def status_error(status: int, headers: Any, body: bytes) -> ApiError:
+    """The platform error for an answer with a non-2xx `status`."""
+    error = _error_object(body) or {}
+    message = error.get("message")
+    if not isinstance(message, str) or not message:
+        text = body[:QUOTED_BODY].decode("utf-8", "replace").strip()
+        message = text or "no details"
+    details: dict[str, Any] = {"upstream_status": status}
+    request_id = headers.get("x-request-id")
+    if request_id:
+        details["upstream_request_id"] = request_id
+    if status == 429 or status >= 500 or status in (408, 409):
         return UpstreamError(
-            f"The model server answered {status}: {message}", retryable=False, details=details
+            f"The model server is busy or failing ({status}): {message}",
+            retryable=True,
+            retry_after=retry_after(headers),
+            details=details,
         )
-    # An error payload inside a 200 stream, or an answer the SDK could not read.
-    transient = exc.type in (None, "server_error", "api_error", "overloaded_error")
-    return UpstreamError(f"The model server reported an error: {exc.message}", retryable=transient)
+    if status == 404 and (error.get("code") == "model_not_found" or "model" in message.lower()):
+        return ModelNotAvailable(message)
+    if status in (400, 413, 422):
+        return InvalidRequest(message)
+    if status in (401, 403):
+        # The key is the platform's, not the caller's: an operator must act.
+        return UpstreamError(
+            f"The model server refused the platform's credentials ({status}).",
+            retryable=False,
+            details=details,
+        )
+    return UpstreamError(
+        f"The model server answered {status}: {message}", retryable=False, details=details
+    )
+
+
+def stream_error(error: Any) -> ApiError:
+    """The platform error for an error payload sent inside a 200 stream."""
+    message = error.get("message") if isinstance(error, dict) else None
+    if not isinstance(message, str) or not message:
+        message = "An error occurred during streaming"
+    kind = error.get("type") if isinstance(error, dict) else None
+    transient = kind in (None, "server_error", "api_error", "overloaded_error")
+    return UpstreamError(f"The model server reported an error: {message}", retryable=transient)
+
+
+async def _raise_for_status(response: aiohttp.ClientResponse) -> None:
+    if 200 <= response.status < 300:
+        return
+    try:
+        body = await response.content.read(ERROR_BODY_LIMIT)
+    except TRANSPORT_ERRORS:
+        body = b""
+    finally:
+        response.close()
+    raise status_error(response.status, response.headers, body)
 
 
 def _message_payload(message: Message) -> dict[str, Any]:
@@ -223,6 +248,9 @@ class OpenAIBackend(Backend):
         models_cache_s: float = MODELS_CACHE_S,
     ) -> None:
         self.base_url = base_url or settings.OPENAI_BASE_URL or None
+        root = (self.base_url or DEFAULT_BASE_URL).rstrip("/")
+        self._chat_url = f"{root}/chat/completions"
+        self._models_url = f"{root}/models"
         self.api_key = api_key or settings.OPENAI_API_KEY or NO_KEY
         self._default_model = default_model or settings.OPENAI_DEFAULT_MODEL or ""
         self.timeout = timeout if timeout is not None else settings.INFERENCE_TIMEOUT_S
@@ -237,23 +265,22 @@ class OpenAIBackend(Backend):
 
     # --- the client ----------------------------------------------------------------
 
-    def _new_client(self) -> openai.AsyncOpenAI:
-        timeout = openai.Timeout(self.timeout, connect=min(self.connect_timeout, self.timeout))
-        return openai.AsyncOpenAI(
-            api_key=self.api_key,
-            base_url=self.base_url,
-            # The platform retries (before the first token only) and fails over
-            # itself; SDK retries underneath would multiply its attempts.
-            max_retries=0,
-            timeout=timeout,
-            # The SDK's aiohttp transport costs less CPU per call than its
-            # default httpx2 one. Of the SDK's pool limits, aiohttp keeps the
-            # cap on connections and the 5 s keep-alive, not the idle cap.
-            http_client=openai.DefaultAioHttpClient(timeout=timeout),
+    def _new_client(self) -> aiohttp.ClientSession:
+        return aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=MAX_CONNECTIONS, keepalive_timeout=KEEPALIVE_S),
+            # `sock_read` bounds each wait for the server, so a long answer that
+            # keeps coming is never cut; `connect` includes waiting for the pool.
+            timeout=aiohttp.ClientTimeout(
+                total=None,
+                connect=self.timeout,
+                sock_connect=min(self.connect_timeout, self.timeout),
+                sock_read=self.timeout,
+            ),
+            headers={"Authorization": f"Bearer {self.api_key}", "User-Agent": USER_AGENT},
         )
 
-    def client(self) -> openai.AsyncOpenAI:
-        """This event loop's pooled client."""
+    def client(self) -> aiohttp.ClientSession:
+        """This event loop's pooled session."""
         return self._clients.get()
 
     async def aclose(self) -> None:
@@ -291,44 +318,40 @@ class OpenAIBackend(Backend):
                 body["tool_choice"] = _tool_choice_payload(request.tool_choice)
         return body
 
-    async def _open_stream(self, body: dict[str, Any]) -> openai.AsyncStream[object]:
-        """POST the chat completion and return its stream of chunks as plain JSON.
-
-        `chat.completions.create` would transform the body by introspecting its
-        typed parameters and build a pydantic model of every chunk (together
-        ~1 ms of CPU for a short answer). The SDK's own `post` with `cast_to=object`
-        keeps everything else it does: the pooled connection, auth headers,
-        timeouts, status errors, the SSE decoder, error payloads in the stream,
-        and draining the body at `[DONE]` so the connection is reused.
-        """
-        return await self.client().post(
-            "/chat/completions",
-            body=body,
-            cast_to=object,
-            stream=True,
-            stream_cls=openai.AsyncStream[object],
-            options={"security": {"bearer_auth": True}},
-        )
+    async def _open_stream(self, body: dict[str, Any]) -> aiohttp.ClientResponse:
+        """POST the chat completion; the answer, once its status says it is one."""
+        try:
+            response = await self.client().post(
+                self._chat_url,
+                data=json.dumps(body).encode(),
+                headers={"Content-Type": "application/json", "Accept": "text/event-stream"},
+            )
+        except TRANSPORT_ERRORS as exc:
+            raise transport_error(exc) from exc
+        await _raise_for_status(response)
+        return response
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[Event]:
-        body = self.request_body(request)
-        try:
-            upstream = await self._open_stream(body)
-        except SDK_ERRORS as exc:
-            raise map_error(exc) from exc
-
+        response = await self._open_stream(self.request_body(request))
         texts: list[str] = []
         calls: dict[int, _PendingCall] = {}
         finish: str | None = None
         stop_string: str | None = None
         usage: Usage | None = None
-        started = False
+        started = done = False
+        events = sse_events(response.content.iter_any())
         try:
             try:
-                # Each chunk is the JSON object as sent: a chunk that is not
-                # one (a list, a string, fields of the wrong type) fails on
-                # `.get` or iteration below and is reported as not an answer.
-                async for chunk in upstream:
+                async for sse in events:
+                    if sse.data.startswith("[DONE]"):
+                        done = True
+                        break
+                    # Each chunk is the JSON object as sent: a chunk that is not
+                    # one (a list, a string, fields of the wrong type) fails on
+                    # `.get` or iteration below and is reported as not an answer.
+                    chunk = json.loads(sse.data)
+                    if isinstance(chunk, dict) and chunk.get("error"):
+                        raise stream_error(chunk["error"])
                     choices, raw_usage = chunk.get("choices"), chunk.get("usage")
                     if choices is None and raw_usage is None:
                         continue  # not a chunk: an extension or a keep-alive
@@ -353,17 +376,25 @@ class OpenAIBackend(Backend):
                             stop_string = self._matched_stop(choice, request)
                             for call in self._finished_calls(calls):
                                 yield ToolCallEvent(call)
-            except SDK_ERRORS as exc:
-                raise map_error(exc, started=started) from exc
+            except TRANSPORT_ERRORS as exc:
+                raise transport_error(exc, started=started) from exc
             except (ValueError, AttributeError, TypeError) as exc:
                 # Not JSON, or JSON that is no chunk: not a compatible server.
                 raise UpstreamError(
                     "The model server sent something that is not an answer.", retryable=False
                 ) from exc
         finally:
-            # Closing the SDK stream closes the HTTP response: when the caller
-            # goes away mid-answer, the upstream stops generating at once.
-            await upstream.close()
+            await events.aclose()
+            if done:
+                # Read to its end, the response hands its keep-alive
+                # connection back to the pool.
+                await drain(response.content.iter_any())
+            if response.content.at_eof():
+                response.release()
+            else:
+                # Closing a response that is not at its end drops the connection:
+                # when the caller goes away mid-answer, the upstream stops at once.
+                response.close()
 
         if finish is None:
             if not started:
@@ -461,16 +492,30 @@ class OpenAIBackend(Backend):
         if self._models is not None and now - self._models_at < self.models_cache_s:
             return list(self._models)
         try:
-            page = await self.client().models.list()
-        except SDK_ERRORS as exc:
+            ids = await self._model_ids()
+        except ApiError:
             self._models_failed_at = now
-            raise map_error(exc) from exc
-        except ValueError as exc:
-            self._models_failed_at = now
-            raise UpstreamError("The model server's model list is not readable.") from exc
-        models = [ModelInfo(id=model.id, backend=self.name) for model in page.data]
+            raise
+        models = [ModelInfo(id=model_id, backend=self.name) for model_id in ids]
         self._models, self._models_at, self._models_failed_at = models, now, None
         return list(models)
+
+    async def _model_ids(self, timeout: aiohttp.ClientTimeout | None = None) -> list[str]:
+        """`GET /models`: the ids the server lists."""
+        try:
+            async with self.client().get(
+                self._models_url, headers={"Accept": "application/json"}, timeout=timeout
+            ) as response:
+                await _raise_for_status(response)
+                page = json.loads(await response.read())
+        except TRANSPORT_ERRORS as exc:
+            raise transport_error(exc) from exc
+        except ValueError as exc:
+            raise UpstreamError("The model server's model list is not readable.") from exc
+        try:
+            return [str(item["id"]) for item in page["data"]]
+        except (KeyError, TypeError) as exc:
+            raise UpstreamError("The model server's model list is not readable.") from exc
 
     async def serves(self, model: str) -> bool:
         # Routing sends names nobody else serves here last; when the list cannot
@@ -485,8 +530,9 @@ class OpenAIBackend(Backend):
         return any(info.id == model for info in models)
 
     async def health(self) -> bool:
+        limit = min(HEALTH_TIMEOUT_S, self.timeout)
         try:
-            await self.client().models.list(timeout=min(HEALTH_TIMEOUT_S, self.timeout))
-        except (*SDK_ERRORS, ValueError):
+            await self._model_ids(aiohttp.ClientTimeout(total=limit))
+        except ApiError:
             return False
         return True
