@@ -55,11 +55,13 @@ class InferenceConsumer(AsyncJsonWebsocketConsumer):
 
         Before every message Channels closes the database connections of
         asgiref's thread for sync code that are past `CONN_MAX_AGE`, which is 0:
-        all of them. On SQLite that thread holds the one long-lived connection
-        the gateway's queries share (`inference.services.run_db`), so every
-        message reopened the database file. There the connection is kept, and
-        `run_db` drops it if a query breaks it. On PostgreSQL Channels' clean-up
-        stays: it hands that thread's connection back to the pool.
+        all of them. That is a thread hop on every message, and on SQLite the
+        database file reopened by the next query there (a room's turns are saved
+        from that thread). A SQLite connection is a file handle with nothing at
+        the other end to break, so there it is kept. (The gateway's own queries
+        run on threads of their own, `inference.services.run_db`.) On PostgreSQL
+        Channels' clean-up stays: it hands that thread's connection back to the
+        pool.
         """
         if not uses_sqlite():
             await super().dispatch(message)

@@ -11,8 +11,8 @@ JSON, SSE, WebSocket and the compatible endpoints all go through here.
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
+import os
 import random
 import time
 import uuid
@@ -21,7 +21,7 @@ from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from asgiref.sync import AsyncToSync, SyncToAsync, sync_to_async
+from asgiref.sync import AsyncToSync, sync_to_async
 from django.conf import settings
 from django.core.cache import caches
 from django.core.cache.backends.locmem import LocMemCache
@@ -37,6 +37,7 @@ from inference.backends.base import (
     ToolCallEvent,
     Usage,
 )
+from inference.db_threads import DatabaseThreads
 from inference.errors import (
     ApiError,
     Forbidden,
@@ -68,14 +69,17 @@ STREAM_START_GRACE_S = 30.0
 # open, three PRAGMAs and a schema read per request, plus a thread started and
 # joined, and with many requests in flight many threads race for SQLite's one
 # write lock and sleep in its busy handler. So on SQLite the gateway's few
-# queries (token lookup, reserve, settle) run on the one long-lived thread that
-# asgiref keeps for thread-sensitive code outside a request (the WebSocket
-# consumer's already ran there), with one connection that stays open: writes
-# are serialized by SQLite anyway. On PostgreSQL they run on any thread of the
-# loop's pool, each call with a connection from psycopg's pool that it hands
-# back at its end: the calls work in parallel and owe nothing to the request,
-# so a settlement that outlives its request (the caller left) needs no thread
-# of the request's and leaves no connection behind.
+# queries (token lookup, reserve, settle) run on one long-lived thread of their
+# own with one connection that stays open: writes are serialized by SQLite
+# anyway. On PostgreSQL they run on a pool of such threads, each call with a
+# connection from psycopg's pool that it hands back at its end: the calls work
+# in parallel and owe nothing to the request, so a settlement that outlives its
+# request (the caller left) needs no thread of the request's and leaves no
+# connection behind. The threads are `DatabaseThreads`, cheaper for the loop to
+# hand a call to than an executor (see there).
+
+_sqlite_thread = DatabaseThreads(1, "gateway-db")
+_pool_threads = DatabaseThreads(min(32, (os.cpu_count() or 1) + 4), "gateway-db-pool")
 
 
 def _db_call(fn: Callable[..., Any], args: tuple, kwargs: dict) -> Any:
@@ -109,12 +113,16 @@ async def run_db(fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
     if getattr(AsyncToSync.executors, "current", None) is not None:
         # Under async_to_sync, whose calling thread must run it.
         return await sync_to_async(fn)(*args, **kwargs)
-    loop = asyncio.get_running_loop()
-    if not uses_sqlite():
-        return await loop.run_in_executor(None, functools.partial(_pooled_call, fn, args, kwargs))
-    return await loop.run_in_executor(
-        SyncToAsync.single_thread_executor, functools.partial(_db_call, fn, args, kwargs)
-    )
+    if uses_sqlite():
+        return await _sqlite_thread.call(_db_call, fn, args, kwargs)
+    return await _pool_threads.call(_pooled_call, fn, args, kwargs)
+
+
+def close_gateway_connections() -> None:
+    """Close the SQLite connection of the gateway's thread (tests, before the
+    test database goes; pooled calls hand theirs back as they end)."""
+    if _sqlite_thread.started:
+        _sqlite_thread.call_sync(connections.close_all)
 
 
 def _rate_limit_in_process() -> bool:

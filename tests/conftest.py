@@ -58,14 +58,17 @@ def django_db_modify_db_settings():
 @pytest.fixture(scope="session")
 def django_db_setup(django_db_setup):
     """pytest-django's, closing what still holds the test database before it is
-    dropped (PostgreSQL refuses while anyone is connected): the connection of
-    asgiref's thread for sync code (async tests' ORM calls ran there) and
-    psycopg's pools."""
+    dropped (PostgreSQL refuses while anyone is connected): the connections of
+    asgiref's thread for sync code (async tests' ORM calls ran there) and of the
+    gateway's SQLite thread, and psycopg's pools."""
     yield
     from asgiref.sync import SyncToAsync
     from django.db import connections
 
+    from inference.services import close_gateway_connections
+
     SyncToAsync.single_thread_executor.submit(connections.close_all).result(timeout=10)
+    close_gateway_connections()
     for conn in connections.all():
         if conn.settings_dict.get("OPTIONS", {}).get("pool"):
             conn.close_pool()

@@ -213,10 +213,10 @@ async def test_it_reports_quota_errors_by_id(owner):
     await communicator.disconnect()
 
 
-async def test_it_keeps_the_gateways_sqlite_connection_between_messages(db):
-    """The gateway's queries share one long-lived SQLite connection on asgiref's
-    sync thread (inference.services.run_db); handling a message must not close
-    it. (Driven directly: the test communicator runs a consumer's sync code on a
+async def test_it_keeps_the_sync_threads_sqlite_connection_between_messages(db):
+    """On SQLite, handling a message neither hops to asgiref's sync thread nor
+    closes its long-lived connection there (a room's turns are saved from it).
+    (Driven directly: the test communicator runs a consumer's sync code on a
     thread of its own, the servers on that shared thread.)"""
     import json
 
