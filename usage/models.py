@@ -16,8 +16,14 @@ class UsageRecord(models.Model):
         ERROR = "error", "Error"
         CANCELLED = "cancelled", "Cancelled"
 
+    # No index of their own on `user` and `game`: the composite indexes below
+    # start with them. Every settled request writes a record, and each index is
+    # one more B-tree page written per insert.
     user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="usage_records"
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="usage_records",
+        db_index=False,
     )
     token = models.ForeignKey(
         "accounts.ApiToken",
@@ -27,7 +33,12 @@ class UsageRecord(models.Model):
         related_name="usage_records",
     )
     game = models.ForeignKey(
-        "games.Game", null=True, blank=True, on_delete=models.SET_NULL, related_name="usage_records"
+        "games.Game",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="usage_records",
+        db_index=False,
     )
     backend = models.CharField(max_length=20)
     model = models.CharField(max_length=200)
@@ -100,15 +111,24 @@ class GameQuota(models.Model):
 class QuotaReservation(models.Model):
     """Tokens held for a request in flight. Expired ones belong to dead workers."""
 
+    # Rows live only while a request is in flight (or until a dead worker's
+    # expire), so the table stays small: one index serves the ledger, by user,
+    # and every reservation is an insert and a delete that each other index
+    # would make dearer.
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="quota_reservations"
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="quota_reservations",
+        db_index=False,
     )
-    game = models.ForeignKey("games.Game", null=True, blank=True, on_delete=models.CASCADE)
+    game = models.ForeignKey(
+        "games.Game", null=True, blank=True, on_delete=models.CASCADE, db_index=False
+    )
     tokens = models.PositiveBigIntegerField()
     day = models.DateField()
     created_at = models.DateTimeField(auto_now_add=True)
-    expires_at = models.DateTimeField(db_index=True)
+    expires_at = models.DateTimeField()
 
     class Meta:
         indexes = [models.Index(fields=["user", "expires_at"], name="reservation_user_expires")]
