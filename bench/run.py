@@ -6,6 +6,9 @@ when installed) on a freshly migrated SQLite database, and this process, the
 load generator (a bare asyncio HTTP client, bench/client.py, and `websockets`).
 Authentication, rate limits, quota reservation and usage records are all on,
 exactly as in production; the limits are only set high enough never to refuse.
+As `docs/deploy.md` runs workers, the worker has a core of its own (the last
+one) and the upstream and load generator share the others (`--no-pin`: the
+scheduler places everything).
 
 Measured, for each server:
 
@@ -84,16 +87,43 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+# Cores: the worker's, and the others' (upstream, load generator). None: unpinned.
+WORKER_CPUS: set[int] | None = None
+
+
+def pin_cores() -> dict[str, list[int]] | None:
+    """Give the worker the last core and this process (so the upstream it starts
+    too) the others; None where that cannot be done."""
+    global WORKER_CPUS
+    cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+    if len(cpus) < 2:
+        return None
+    WORKER_CPUS, others = {cpus[-1]}, set(cpus[:-1])
+    os.sched_setaffinity(0, others)
+    return {"worker": sorted(WORKER_CPUS), "upstream_and_load": sorted(others)}
+
+
 class Proc:
     """A child process whose output goes to a log file; stopped by its own pid."""
 
     def __init__(
-        self, name: str, argv: list[str], env: dict[str, str], log: Path, cwd: Path = ROOT
+        self,
+        name: str,
+        argv: list[str],
+        env: dict[str, str],
+        log: Path,
+        cwd: Path = ROOT,
+        cpus: set[int] | None = None,
     ) -> None:
         self.name = name
         self.log = log
         self.handle = subprocess.Popen(
-            argv, cwd=cwd, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT
+            argv,
+            cwd=cwd,
+            env=env,
+            stdout=log.open("w"),
+            stderr=subprocess.STDOUT,
+            preexec_fn=(lambda: os.sched_setaffinity(0, cpus)) if cpus else None,
         )
 
     @property
@@ -604,7 +634,9 @@ class Suite:
         port = free_port()
         argv = server_argv(server, port)
         env = server_env(db, self.upstream_port)
-        proc = Proc(server, argv, env, self.workdir / f"{server}-{tag}.log", cwd=TREE)
+        proc = Proc(
+            server, argv, env, self.workdir / f"{server}-{tag}.log", cwd=TREE, cpus=WORKER_CPUS
+        )
         return proc, port, db
 
     async def warm(self, port: int) -> None:
@@ -810,6 +842,14 @@ def print_table(report: dict[str, Any]) -> None:
         )
     )
     print(f"upstream TTFT p50      {direct['ttft']['ttft_ms']['p50']:.2f} ms")
+    cores = report["config"].get("cores")
+    if cores:
+        print(
+            f"cores                  worker {cores['worker']}, "
+            f"upstream and load generator {cores['upstream_and_load']}"
+        )
+    else:
+        print("cores                  not pinned")
     for server, result in report["servers"].items():
         load = result["load"]
         print(f"\n== {server} (one worker) ==")
@@ -914,6 +954,7 @@ def plot(report: dict[str, Any], path: Path) -> None:
 
 
 async def main_async(args) -> dict[str, Any]:
+    cores = None if args.no_pin else pin_cores()
     workdir = Path(tempfile.mkdtemp(prefix="vgp-bench-"))
     upstream_port = free_port()
     upstream = Proc(
@@ -942,6 +983,7 @@ async def main_async(args) -> dict[str, Any]:
                 "streams": suite.sizes.streams,
                 "stream_pace_ms": suite.sizes.pace_ms,
                 "stream_pieces": suite.sizes.pieces,
+                "cores": cores,
             },
             "targets": TARGETS,
             "servers": {},
@@ -983,6 +1025,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="fewer requests (about a minute)")
     parser.add_argument("--no-streams", action="store_true", help="skip the 1,000-stream tests")
     parser.add_argument("--sustain-concurrency", type=int, default=32)
+    parser.add_argument("--no-pin", action="store_true", help="no core of its own for the worker")
     parser.add_argument("--keep", action="store_true", help="keep logs and databases")
     parser.add_argument(
         "--tree", type=Path, default=None, help="run the platform from this checkout instead"

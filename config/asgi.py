@@ -1,5 +1,6 @@
 """ASGI entry point: HTTP through Django, WebSockets through Channels."""
 
+import gc
 import importlib
 import os
 
@@ -12,6 +13,7 @@ django_asgi_app = get_asgi_application()
 
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+from django.urls import get_resolver  # noqa: E402
 
 from config.routing import websocket_urlpatterns  # noqa: E402
 
@@ -28,3 +30,20 @@ application = ProtocolTypeRouter(
         "websocket": AuthMiddlewareStack(URLRouter(websocket_urlpatterns)),
     }
 )
+
+
+def _freeze_startup_objects() -> None:
+    """Keep what start-up made out of the garbage collector's passes.
+
+    Modules, settings, URL patterns, models' and schemas' metadata live as long
+    as the process, yet every full collection walked them all again: a pause of
+    ~200 ms now and then on a loaded worker (every request in flight waited) and
+    CPU on every request. Frozen, a collection walks only what requests made.
+    The URLconf is loaded first, as the first request would otherwise do.
+    """
+    get_resolver().url_patterns  # noqa: B018
+    gc.collect()
+    gc.freeze()
+
+
+_freeze_startup_objects()
