@@ -14,7 +14,9 @@ Measured, for each server:
 
 - overhead over the upstream, non-streaming: the platform's P50/P95/P99 latency
   minus the upstream's own (the same streamed call made directly), at
-  concurrency 1, 16 and 64;
+  concurrency 1, 16 and 64 against an upstream that answers at once (a closed
+  loop that saturates the worker from c=16 on), and at 16 against one that takes
+  ~100 ms;
 - a floor: a trivial async view through the same Django handler and middleware;
 - sustained requests per second with zero errors;
 - TTFT overhead of SSE and WebSocket streaming over the upstream's TTFT;
@@ -62,6 +64,12 @@ CHAT_BODY = {
 }
 # TTFT: the first token at once, two more 2 ms apart (so the stream is a stream).
 TTFT_MODEL = "bench-pace-2-3"
+# An upstream that takes ~100 ms to answer (still quicker than any real model):
+# 16 requests at once then keep the worker busy without saturating it, so the
+# latency it adds is its own work, not a queue.
+PACED_MODEL = "bench-pace-50-3"
+PACED_ANSWER_S = 0.1
+PACED_CONCURRENCY = 16
 
 
 # --- processes ------------------------------------------------------------------------
@@ -257,9 +265,14 @@ async def closed_loop(
     marker: bytes = b"",
     expect: bytes = b"",
     pid: int | None = None,
+    spread_s: float = 0.0,
 ) -> dict[str, Any]:
     """`concurrency` keep-alive connections sending back to back until `total`
     requests or `deadline_s`; each connection cycles through `requests`.
+
+    With `spread_s`, the connections start spread evenly over that time, as
+    independent callers would; started together, callers of a slow upstream stay
+    in step and arrive as one burst each round.
 
     With `pid`, the server's CPU time per request is noted too: unlike latency,
     it does not change when other work on the machine takes the cores."""
@@ -274,6 +287,8 @@ async def closed_loop(
         nonlocal sent
         conn = Connection(HOST, port)
         raw = requests[index % len(requests)]
+        if spread_s:
+            await asyncio.sleep(spread_s * index / concurrency)
         try:
             while sent < total and time.monotonic() < deadline:
                 sent += 1
@@ -599,6 +614,7 @@ class Sizes:
         # Counts, each loop also stopped at 30 s: the run stays within minutes
         # however slow the worker is.
         self.latency = {1: 300, 16: 1000, 64: 1500} if quick else {1: 600, 16: 2500, 64: 3500}
+        self.paced = 800 if quick else 1600
         self.sustain_s = 8.0 if quick else 15.0
         self.ttft = 100 if quick else 200
         self.streams = 1000
@@ -674,6 +690,16 @@ class Suite:
                     expect=b'"content"',
                     pid=pid,
                 )
+            out["chat_paced"] = await closed_loop(
+                port,
+                chat_requests(port, self.tokens, {**CHAT_BODY, "model": PACED_MODEL}),
+                concurrency=PACED_CONCURRENCY,
+                total=sizes.paced,
+                deadline_s=30,
+                expect=b'"content"',
+                pid=pid,
+                spread_s=PACED_ANSWER_S,
+            )
             out["sustained"] = await closed_loop(
                 port,
                 chat,
@@ -703,6 +729,7 @@ class Suite:
             proc.stop()
         out["ledger"] = ledger(db)
         sent = sum(r["requests"] for r in out["chat"].values()) + out["sustained"]["requests"]
+        sent += out["chat_paced"]["requests"]
         sent += out["ttft_sse"]["requests"] + out["ttft_ws"]["requests"] + 100 + 20 + 5
         out["ledger"]["requests_sent"] = sent
         return out
@@ -741,6 +768,15 @@ async def direct_baseline(upstream_port: int, sizes: Sizes) -> dict[str, Any]:
         out["chat"][str(c)] = await closed_loop(
             upstream_port, raws, concurrency=c, total=total, deadline_s=30, expect=b"[DONE]"
         )
+    out["paced"] = await closed_loop(
+        upstream_port,
+        upstream_requests(upstream_port, PACED_MODEL),
+        concurrency=PACED_CONCURRENCY,
+        total=sizes.paced,
+        deadline_s=30,
+        expect=b"[DONE]",
+        spread_s=PACED_ANSWER_S,
+    )
     out["ttft"] = await closed_loop(
         upstream_port,
         upstream_requests(upstream_port, TTFT_MODEL),
@@ -841,6 +877,11 @@ def print_table(report: dict[str, Any]) -> None:
             for c, r in direct["chat"].items()
         )
     )
+    paced = direct["paced"]["latency_ms"]
+    print(
+        f"upstream direct, ~100 ms answers, c={PACED_CONCURRENCY}: "
+        f"p50 {paced['p50']:.2f} p99 {paced['p99']:.2f}"
+    )
     print(f"upstream TTFT p50      {direct['ttft']['ttft_ms']['p50']:.2f} ms")
     cores = report["config"].get("cores")
     if cores:
@@ -868,6 +909,15 @@ def print_table(report: dict[str, Any]) -> None:
                 )
         for c, o in result["overhead_ms"].items():
             print(f"{'chat overhead':24}{c:>4}{o['p50']:>9.2f}{o['p95']:>9.2f}{o['p99']:>9.2f}")
+        paced, o = load["chat_paced"], result["overhead_paced_ms"]
+        lat = paced["latency_ms"]
+        c = paced["concurrency"]
+        print(
+            f"{'chat, 100 ms upstream':24}{c:>4}{lat['p50']:>9.2f}{lat['p95']:>9.2f}"
+            f"{lat['p99']:>9.2f}{paced['rps']:>9.0f}{paced['errors']:>6}"
+            f"{paced.get('server_cpu_ms_per_request', 0):>11.2f}{paced['loadavg']:>6.1f}"
+        )
+        print(f"{'  its overhead':24}{c:>4}{o['p50']:>9.2f}{o['p95']:>9.2f}{o['p99']:>9.2f}")
         s = load["sustained"]
         print(
             f"sustained: {s['rps']:.0f} req/s over {s['seconds']:.0f} s at c={s['concurrency']}, "
@@ -994,6 +1044,10 @@ async def main_async(args) -> dict[str, Any]:
             print(f"{server}: load…", flush=True)
             result: dict[str, Any] = {"load": await suite.load(server)}
             result["overhead_ms"] = overheads(report["direct"], result["load"]["chat"])
+            base, mine = report["direct"]["paced"]["latency_ms"], result["load"]["chat_paced"]
+            result["overhead_paced_ms"] = {
+                p: round(mine["latency_ms"][p] - base[p], 3) for p in ("p50", "p95", "p99")
+            }
             if not args.no_streams:
                 for kind in ("sse", "ws"):
                     print(f"{server}: {suite.sizes.streams} {kind} streams…", flush=True)
