@@ -139,6 +139,8 @@ class FakeOpenAI(FakeUpstream):
     - `usage_chunk`: False ignores `stream_options`, like servers that predate it.
     - `report_stop_string`: put the matched stop string in the choice's
       `stop_reason`, as vLLM does (OpenAI itself does not say which one matched).
+    - `models_answer`: when set, the body `/v1/models` answers with instead of
+      the list (a broken server's).
     """
 
     def __init__(self) -> None:
@@ -155,6 +157,7 @@ class FakeOpenAI(FakeUpstream):
         self.include_usage_even_without_option = False
         self.usage_chunk = True
         self.report_stop_string = False
+        self.models_answer: Any = None
         self.connections_total = 0
 
     @property
@@ -208,8 +211,13 @@ class FakeOpenAI(FakeUpstream):
         if request.method == "POST" and path == "/v1/chat/completions":
             await self._chat(request, response, fault, headers)
         elif request.method == "GET" and path == "/v1/models":
-            data = [self._model_object(model) for model in self.models]
-            await response.send_json(200, {"object": "list", "data": data}, headers)
+            if isinstance(self.models_answer, str):
+                await response.send_text(200, self.models_answer, headers)
+            elif self.models_answer is not None:
+                await response.send_json(200, self.models_answer, headers)
+            else:
+                data = [self._model_object(model) for model in self.models]
+                await response.send_json(200, {"object": "list", "data": data}, headers)
         elif request.method == "GET" and path.startswith("/v1/models/"):
             model = path.removeprefix("/v1/models/")
             if model in self.models:

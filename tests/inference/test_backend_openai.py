@@ -308,6 +308,32 @@ async def test_it_reports_server_errors_as_retryable(backend, openai_upstream, s
     assert len(openai_upstream.requests) == 1
 
 
+async def test_it_quotes_an_error_answer_that_is_not_json(backend, openai_upstream):
+    # A proxy in front of the model server answers with its own HTML page.
+    openai_upstream.script(Fault.with_status(502, "<html><h1>502 Bad Gateway</h1></html>"))
+    with pytest.raises(UpstreamError) as caught:
+        await events_of(backend, ask())
+    assert caught.value.retryable is True
+    assert "502 Bad Gateway" in caught.value.message
+    assert caught.value.details["upstream_status"] == 502
+
+
+async def test_it_reports_a_model_list_that_is_not_one(openai_upstream):
+    backend = OpenAIBackend(base_url=openai_upstream.base_url, api_key="k", models_cache_s=0)
+    try:
+        openai_upstream.models_answer = {"object": "list"}
+        with pytest.raises(UpstreamError, match="not readable"):
+            await backend.list_models()
+        openai_upstream.models_answer = "not json"
+        with pytest.raises(UpstreamError, match="not readable"):
+            await backend.list_models()
+        assert await backend.health() is False
+        openai_upstream.models_answer = None
+        assert await backend.health() is True
+    finally:
+        await backend.aclose()
+
+
 async def test_it_reports_a_server_that_is_not_there():
     backend = OpenAIBackend(base_url=f"http://127.0.0.1:{closed_port()}/v1", api_key="k")
     try:
